@@ -1,0 +1,3 @@
+from bpfobj.cli.main import main
+
+raise SystemExit(main())

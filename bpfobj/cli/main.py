@@ -1,0 +1,98 @@
+"""The `bpfobj` command.
+
+Exit codes: 0 success, 1 a bpfobj error (one message on stderr, no traceback), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bpfobj.errors import BpfObjError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpfobj", description="Inspect, prepare and load BPF objects."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="list an object's programs, maps and BTF (no kernel)")
+    p.add_argument("object", help="BPF object file (.o)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("disasm", help="disassemble an object (llvm-objdump -d format)")
+    p.add_argument("object", help="BPF object file (.o)")
+    p.add_argument("--program", metavar="NAME", help="only this program or subprogram")
+    p.set_defaults(func=cmd_disasm)
+    return parser
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from bpfobj.object import BpfObject
+
+    obj = BpfObject.open(args.object)
+    summary = obj.spec.to_summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    _print_inspect(obj.spec.name, summary)
+    return 0
+
+
+def _print_inspect(name: str, summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{name}[/]: {summary['btf']['types']} BTF types, "
+                  f"{summary['core_relos']} CO-RE relocations")
+    progs = Table(title="programs", title_justify="left")
+    for col in ("name", "section", "type", "attach type", "insns", "autoload"):
+        progs.add_column(col)
+    for p in summary["programs"]:
+        progs.add_row(p["name"], p["section"], p["type"], p["expected_attach_type"] or "-",
+                      str(p["insn_cnt"]), "yes" if p["autoload"] else "no")
+    console.print(progs)
+    maps = Table(title="maps", title_justify="left")
+    for col in ("name", "section", "type", "key", "value", "max_entries", "flags"):
+        maps.add_column(col)
+    for m in summary["maps"]:
+        maps.add_row(m["name"], m["section"], m["type"], str(m["key_size"]),
+                     str(m["value_size"]), str(m["max_entries"]), hex(m["flags"]))
+    console.print(maps)
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from bpfobj.object import BpfObject
+
+    obj = BpfObject.open(args.object)
+    sys.stdout.write(obj.disassemble(program=args.program))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except BpfObjError as exc:
+        print(f"bpfobj: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,357 @@
+"""Reading a BPF ELF object: sections, symbols, relocations.
+
+This is the only module of bpfobj that imports pyelftools. pyelftools raises many exception
+types on malformed input (ELFError, but also struct.error, OverflowError, IndexError,
+UnicodeDecodeError, construct errors...), so every call into it is wrapped and converted
+into `ElfError` naming the object and, where known, the section. Bounds are checked before
+pyelftools sees a header, so a forged size cannot make it allocate or loop for long.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bpfobj.errors import BpfObjError, ElfError
+
+# ELF constants (elf.h).
+EM_BPF = 247
+ET_REL = 1
+SHT_NULL = 0
+SHT_PROGBITS = 1
+SHT_SYMTAB = 2
+SHT_STRTAB = 3
+SHT_RELA = 4
+SHT_NOBITS = 8
+SHT_REL = 9
+SHT_LLVM_ADDRSIG = 0x6FFF4C03
+SHF_WRITE = 0x1
+SHF_ALLOC = 0x2
+SHF_EXECINSTR = 0x4
+SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00
+SHN_ABS = 0xFFF1
+SHN_COMMON = 0xFFF2
+STB_LOCAL = 0
+STB_GLOBAL = 1
+STB_WEAK = 2
+STT_NOTYPE = 0
+STT_OBJECT = 1
+STT_FUNC = 2
+STT_SECTION = 3
+STT_FILE = 4
+STV_DEFAULT = 0
+STV_INTERNAL = 1
+STV_HIDDEN = 2
+
+# BPF relocation types (llvm_reloc.rst).
+R_BPF_NONE = 0
+R_BPF_64_64 = 1
+R_BPF_64_ABS64 = 2
+R_BPF_64_ABS32 = 3
+R_BPF_64_NODYLD32 = 4
+R_BPF_64_32 = 10
+
+_EHDR64 = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR64_SIZE = 64
+_SYM64_SIZE = 24
+_REL64_SIZE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    index: int
+    name: str
+    type: int
+    flags: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    addralign: int
+    data: bytes = field(repr=False)  # b"" for SHT_NOBITS
+
+    @property
+    def is_exec(self) -> bool:
+        return self.type == SHT_PROGBITS and bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    index: int
+    name: str
+    value: int
+    size: int
+    bind: int
+    type: int
+    visibility: int
+    shndx: int  # section index, or SHN_UNDEF / SHN_ABS / SHN_COMMON
+
+    @property
+    def is_global(self) -> bool:
+        return self.bind in (STB_GLOBAL, STB_WEAK)
+
+
+@dataclass(frozen=True, slots=True)
+class Relocation:
+    offset: int  # byte offset in the target section
+    symbol: int  # index into the symbol table
+    type: int  # R_BPF_*
+
+
+@dataclass(frozen=True)
+class ElfObject:
+    """The parts of an ELF relocatable object that a BPF loader needs."""
+
+    name: str
+    byteorder: Literal["little", "big"]
+    sections: tuple[Section, ...]  # indexed by section index (0 is the null section)
+    symbols: tuple[Symbol, ...]  # indexed by symbol index
+    relocations: dict[int, tuple[Relocation, ...]]  # target section index -> relocations
+    symtab_index: int
+
+    def section_by_name(self, name: str) -> Section | None:
+        for sec in self.sections:
+            if sec.name == name:
+                return sec
+        return None
+
+    def symbols_in(self, shndx: int) -> list[Symbol]:
+        return [s for s in self.symbols if s.shndx == shndx]
+
+
+@contextmanager
+def _converted(obj: str, section: str | None = None) -> Iterator[None]:
+    """Turn any exception from pyelftools into ElfError."""
+    try:
+        yield
+    except BpfObjError:
+        raise
+    except Exception as exc:  # pyelftools raises many unrelated types
+        raise ElfError(
+            f"malformed ELF: {type(exc).__name__}: {exc}",
+            obj=obj,
+            section=section,
+            hint="the file is truncated or corrupt; rebuild it with clang -target bpf",
+        ) from exc
+
+
+def _precheck(data: bytes, name: str) -> Literal["little", "big"]:
+    """Validate the ELF header and section table bounds before pyelftools reads them."""
+    if len(data) < _EHDR64.size:
+        raise ElfError(
+            f"file is too short for an ELF header ({len(data)} bytes)",
+            obj=name,
+            hint="is this a BPF object built with clang -target bpf -c?",
+        )
+    if data[:4] != b"\x7fELF":
+        raise ElfError("not an ELF file (bad magic)", obj=name, hint="pass a BPF object file")
+    if data[4] != 2:
+        raise ElfError("not a 64-bit ELF object", obj=name, hint="BPF objects are ELF64")
+    if data[5] not in (1, 2):
+        raise ElfError(f"unknown ELF data encoding {data[5]}", obj=name)
+    order: Literal["little", "big"] = "little" if data[5] == 1 else "big"
+    fmt = ("<" if order == "little" else ">") + _EHDR64.format[1:]
+    (_, e_type, e_machine, _, _, _, e_shoff, _, _, _, _, e_shentsize, e_shnum, e_shstrndx) = (
+        struct.unpack_from(fmt, data)
+    )
+    if e_machine != EM_BPF:
+        raise ElfError(
+            f"ELF machine is {e_machine}, not BPF ({EM_BPF})",
+            obj=name,
+            hint="compile with clang -target bpf",
+        )
+    if e_type != ET_REL:
+        raise ElfError(
+            f"ELF type is {e_type}, not a relocatable object (ET_REL)",
+            obj=name,
+            hint="pass the .o produced by clang -c, not a linked file",
+        )
+    if e_shnum == 0 or e_shentsize != _SHDR64_SIZE:
+        raise ElfError(
+            f"bad section header table (count {e_shnum}, entry size {e_shentsize})",
+            obj=name,
+            hint="the file is truncated or corrupt",
+        )
+    if e_shoff + e_shnum * _SHDR64_SIZE > len(data):
+        raise ElfError(
+            f"section header table at {e_shoff:#x} runs past the end of the file "
+            f"({len(data)} bytes)",
+            obj=name,
+            hint="the file is truncated",
+        )
+    if e_shstrndx >= e_shnum:
+        raise ElfError(f"section name table index {e_shstrndx} out of range", obj=name)
+    # Each section's file range must be inside the file (NOBITS takes no space).
+    shfmt = ("<" if order == "little" else ">") + "IIQQQQIIQQ"
+    for i in range(e_shnum):
+        (_, sh_type, _, _, sh_offset, sh_size, _, _, _, _) = struct.unpack_from(
+            shfmt, data, e_shoff + i * _SHDR64_SIZE
+        )
+        if sh_type not in (SHT_NOBITS, SHT_NULL) and sh_offset + sh_size > len(data):
+            raise ElfError(
+                f"section #{i} (offset {sh_offset:#x}, size {sh_size:#x}) runs past the end "
+                f"of the file ({len(data)} bytes)",
+                obj=name,
+                hint="the file is truncated",
+            )
+    return order
+
+
+def read_elf(data: bytes, name: str = "<memory>") -> ElfObject:
+    """Parse `data` as a BPF ELF object. Raises ElfError on anything malformed."""
+    order = _precheck(data, name)
+    from elftools.elf.elffile import ELFFile
+
+    with _converted(name):
+        elf = ELFFile(io.BytesIO(data))
+        sections: list[Section] = []
+        for i in range(elf.num_sections()):
+            sec = elf.get_section(i)
+            hdr = sec.header
+            sh_type = _sh_type_int(hdr["sh_type"])
+            with _converted(name, f"#{i}"):
+                sec_name = sec.name
+            sections.append(
+                Section(
+                    index=i,
+                    name=sec_name,
+                    type=sh_type,
+                    flags=int(hdr["sh_flags"]),
+                    size=int(hdr["sh_size"]),
+                    link=int(hdr["sh_link"]),
+                    info=int(hdr["sh_info"]),
+                    entsize=int(hdr["sh_entsize"]),
+                    addralign=int(hdr["sh_addralign"]),
+                    data=b"" if sh_type in (SHT_NOBITS, SHT_NULL) else bytes(sec.data()),
+                )
+            )
+
+    symtabs = [s for s in sections if s.type == SHT_SYMTAB]
+    if not symtabs:
+        raise ElfError(
+            "no symbol table (stripped object?)",
+            obj=name,
+            hint="do not strip BPF objects; libbpf needs the symbols too",
+        )
+    if len(symtabs) > 1:
+        raise ElfError("more than one symbol table", obj=name)
+    symtab = symtabs[0]
+    symbols = _read_symbols(symtab, sections, order, name)
+    relocations: dict[int, tuple[Relocation, ...]] = {}
+    for sec in sections:
+        if sec.type == SHT_REL:
+            relocations[sec.info] = _read_relocations(sec, sections, len(symbols), order, name)
+        elif sec.type == SHT_RELA and sec.size:
+            raise ElfError(
+                "RELA relocations are not used by BPF objects",
+                obj=name,
+                section=sec.name,
+                hint="compile with clang -target bpf",
+            )
+    return ElfObject(
+        name=name,
+        byteorder=order,
+        sections=tuple(sections),
+        symbols=symbols,
+        relocations=relocations,
+        symtab_index=symtab.index,
+    )
+
+
+def _sh_type_int(value: object) -> int:
+    """pyelftools gives section types as names when it knows them; map them back."""
+    if isinstance(value, int):
+        return value
+    from elftools.elf.enums import ENUM_SH_TYPE_BASE
+
+    known = {**ENUM_SH_TYPE_BASE, "SHT_LLVM_ADDRSIG": SHT_LLVM_ADDRSIG}
+    result = known.get(str(value))
+    return int(result) if result is not None else -1
+
+
+def _cstring(table: bytes, offset: int, name: str, where: str) -> str:
+    if offset >= len(table) and offset != 0:
+        raise ElfError(
+            f"string offset {offset:#x} is past the string table ({len(table)} bytes)",
+            obj=name,
+            section=where,
+            hint="the file is corrupt",
+        )
+    end = table.find(b"\0", offset)
+    if end < 0:
+        end = len(table)
+    try:
+        return table[offset:end].decode()
+    except UnicodeDecodeError as exc:
+        raise ElfError(f"string at {offset:#x} is not UTF-8", obj=name, section=where) from exc
+
+
+def _read_symbols(
+    symtab: Section, sections: list[Section], order: str, name: str
+) -> tuple[Symbol, ...]:
+    if symtab.entsize != _SYM64_SIZE:
+        raise ElfError(
+            f"symbol table entry size is {symtab.entsize}, expected {_SYM64_SIZE}",
+            obj=name,
+            section=symtab.name,
+        )
+    if symtab.link >= len(sections):
+        raise ElfError("symbol table's string table index is out of range", obj=name)
+    strtab = sections[symtab.link].data
+    fmt = ("<" if order == "little" else ">") + "IBBHQQ"
+    symbols = []
+    for i, (st_name, st_info, st_other, st_shndx, st_value, st_size) in enumerate(
+        struct.iter_unpack(fmt, symtab.data[: len(symtab.data) // _SYM64_SIZE * _SYM64_SIZE])
+    ):
+        sym_name = _cstring(strtab, st_name, name, symtab.name)
+        bind, typ = st_info >> 4, st_info & 0xF
+        if typ == STT_SECTION and not sym_name and st_shndx < len(sections):
+            sym_name = sections[st_shndx].name
+        symbols.append(
+            Symbol(
+                index=i,
+                name=sym_name,
+                value=st_value,
+                size=st_size,
+                bind=bind,
+                type=typ,
+                visibility=st_other & 0x3,
+                shndx=st_shndx,
+            )
+        )
+    return tuple(symbols)
+
+
+def _read_relocations(
+    sec: Section, sections: list[Section], nsyms: int, order: str, name: str
+) -> tuple[Relocation, ...]:
+    if sec.entsize != _REL64_SIZE:
+        raise ElfError(
+            f"relocation entry size is {sec.entsize}, expected {_REL64_SIZE}",
+            obj=name,
+            section=sec.name,
+        )
+    if sec.info >= len(sections):
+        raise ElfError(
+            f"relocations target section #{sec.info}, which does not exist",
+            obj=name,
+            section=sec.name,
+        )
+    fmt = ("<" if order == "little" else ">") + "QQ"
+    relos = []
+    for r_offset, r_info in struct.iter_unpack(fmt, sec.data[: len(sec.data) // 16 * 16]):
+        sym, typ = r_info >> 32, r_info & 0xFFFFFFFF
+        if sym >= nsyms:
+            raise ElfError(
+                f"relocation at {r_offset:#x} names symbol #{sym}, but there are only {nsyms}",
+                obj=name,
+                section=sec.name,
+                hint="the file is corrupt",
+            )
+        relos.append(Relocation(offset=r_offset, symbol=sym, type=typ))
+    return tuple(relos)

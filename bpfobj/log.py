@@ -1,0 +1,50 @@
+"""Structured logging. Quiet unless the application configures logging.
+
+structlog costs ~100 ms to import, so it is imported on the first event, and events below
+the configured level are dropped before that: `enabled()` is a cheap check callers use
+before building an event's fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_STDLIB = logging.getLogger("bpfobj")
+
+
+def enabled(level: int = logging.DEBUG) -> bool:
+    """True when an event at `level` would be emitted by the stdlib logger named ``bpfobj``."""
+    return _STDLIB.isEnabledFor(level)
+
+
+def get_logger(**initial: Any) -> Any:
+    """A structlog logger bound to `initial` keys (imported on first use).
+
+    An application that configured structlog gets its own pipeline; otherwise events go to
+    the stdlib logger ``bpfobj`` as ``key=value`` text, so nothing prints unless the
+    application enables that logger.
+    """
+    import structlog
+
+    if structlog.is_configured():
+        return structlog.get_logger("bpfobj", **initial)
+    return structlog.wrap_logger(
+        _STDLIB,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        **initial,
+    )
+
+
+def debug(event: str, **fields: Any) -> None:
+    if enabled(logging.DEBUG):
+        get_logger().debug(event, **fields)
+
+
+def warning(event: str, **fields: Any) -> None:
+    if enabled(logging.WARNING):
+        get_logger().warning(event, **fields)

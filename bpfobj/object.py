@@ -1,0 +1,114 @@
+"""`BpfObject`: the one facade a user holds, walking the phases in order.
+
+    with BpfObject.open("probe.bpf.o") as obj:   # phase 1: open (no kernel)
+        obj.spec.programs                          # pure data
+
+Later phases (prepare, create_maps, load) build on the spec; calling a later phase runs the
+missing earlier ones, as libbpf does.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from bpfobj.errors import BpfObjError, InternalError, PhaseError
+
+if TYPE_CHECKING:
+    from bpfobj.spec import ObjectSpec
+
+
+class Phase(enum.IntEnum):
+    OPENED = 1
+    PREPARED = 2
+    MAPS_CREATED = 3
+    LOADED = 4
+    CLOSED = 99
+
+
+def guarded_open(data: bytes, name: str) -> ObjectSpec:
+    """Run the open phase; any exception that is not a BpfObjError is a bug: InternalError."""
+    from bpfobj.collect import open_spec
+
+    try:
+        return open_spec(data, name)
+    except BpfObjError:
+        raise
+    except RecursionError as exc:
+        raise InternalError(
+            "recursion too deep while reading the object",
+            obj=name,
+            sha256=hashlib.sha256(data).hexdigest(),
+        ) from exc
+    except Exception as exc:
+        raise InternalError(
+            f"unexpected {type(exc).__name__} while opening: {exc}",
+            obj=name,
+            sha256=hashlib.sha256(data).hexdigest(),
+        ) from exc
+
+
+class BpfObject:
+    """A BPF object file going through open -> prepare -> create_maps -> load."""
+
+    def __init__(self, spec: ObjectSpec, path: str | None = None) -> None:
+        self._spec = spec
+        self.path = path
+        self.phase = Phase.OPENED
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, data: bytes | None = None,
+        name: str | None = None,
+    ) -> BpfObject:
+        """Open an object from a file `path` or from `data` bytes (then `name` names it)."""
+        if (path is None) == (data is None):
+            raise PhaseError("BpfObject.open() takes a path or data=, not both or neither")
+        if path is not None:
+            fspath = os.fspath(path)
+            try:
+                with open(fspath, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                from bpfobj.errors import InputError
+
+                raise InputError(
+                    f"cannot read {fspath}: {exc.strerror}",
+                    obj=fspath,
+                    hint="check the path and its permissions",
+                ) from None
+            name = name or fspath
+        assert data is not None
+        spec = guarded_open(bytes(data), name or "<memory>")
+        return cls(spec, path=os.fspath(path) if path is not None else None)
+
+    @property
+    def spec(self) -> ObjectSpec:
+        self._check_open()
+        return self._spec
+
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    def _check_open(self) -> None:
+        if self.phase is Phase.CLOSED:
+            raise PhaseError("the object is closed", obj=self._spec.name)
+
+    def close(self) -> None:
+        self.phase = Phase.CLOSED
+
+    def __enter__(self) -> BpfObject:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<BpfObject {self._spec.name!r} {self.phase.name.lower()}>"

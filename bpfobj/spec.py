@@ -1,0 +1,230 @@
+"""Specs: the pure-data result of the open phase.
+
+An `ObjectSpec` says everything the object file says, with no kernel involved: programs with
+their instructions and debug info, maps (BTF-defined, legacy, and data sections), externs,
+license and version. Specs can be copied, inspected and serialised; loaded objects (with file
+descriptors) are built from them later. Modelled after cilium/ebpf's CollectionSpec.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from bpfobj.uapi import AttachType, MapType, ProgType
+
+if TYPE_CHECKING:
+    from bpfobj.btf import Btf, BtfExt
+    from bpfobj.btf.ext import CoreRelo, FuncInfo, LineInfo
+    from bpfobj.elf.secdefs import SecDef
+    from bpfobj.insn import Instruction
+
+
+@attrs.frozen(slots=True)
+class ElfReloc:
+    """An ELF relocation against one instruction of a program, kept for the linker.
+
+    ``insn`` is the instruction index relative to the program's first instruction. The
+    symbol fields describe the relocation's target as the ELF symbol table has it.
+    """
+
+    insn: int
+    type: int  # R_BPF_*
+    symbol: str
+    symbol_index: int
+    symbol_shndx: int  # section index of the target symbol (0 = undefined/extern)
+    symbol_section: str | None  # its section name, None for externs and absolute symbols
+    symbol_value: int
+    symbol_type: int  # STT_*
+    symbol_bind: int  # STB_*
+
+
+@attrs.define(slots=True)
+class ProgramSpec:
+    """A program (an entry point) or a subprogram of the object."""
+
+    name: str
+    section: str
+    type: ProgType
+    expected_attach_type: AttachType | None
+    attach_target: str | None
+    autoload: bool
+    sleepable: bool
+    instructions: list[Instruction] = attrs.field(repr=False)
+    section_index: int = 0
+    section_offset: int = 0  # instruction index of the first instruction within the section
+    is_subprog: bool = False  # lives in .text: linked into programs, never loaded alone
+    is_global: bool = True
+    mark_btf_static: bool = False  # hidden global: libbpf marks its BTF FUNC static
+    sec_def: SecDef | None = attrs.field(default=None, repr=False)
+    func_info: list[FuncInfo] = attrs.field(factory=list, repr=False)  # insn_off rebased
+    line_info: list[LineInfo] = attrs.field(factory=list, repr=False)  # insn_off rebased
+    core_relos: list[CoreRelo] = attrs.field(factory=list, repr=False)  # insn_off rebased
+    relocations: list[ElfReloc] = attrs.field(factory=list, repr=False)
+    license: str = ""
+    kern_version: int = 0
+
+    @property
+    def insn_cnt(self) -> int:
+        return len(self.instructions)
+
+    def copy(self) -> ProgramSpec:
+        return attrs.evolve(
+            self,
+            instructions=list(self.instructions),
+            func_info=list(self.func_info),
+            line_info=list(self.line_info),
+            core_relos=list(self.core_relos),
+            relocations=list(self.relocations),
+        )
+
+
+class MapKind(enum.Enum):
+    """Where a map definition comes from."""
+
+    BTF = "btf"  # SEC(".maps"), BTF-defined
+    LEGACY = "legacy"  # SEC("maps"), struct bpf_map_def
+    DATA = "data"  # .data, .data.*, .bss, .bss.*
+    RODATA = "rodata"  # .rodata, .rodata.*: frozen after load
+    KCONFIG = "kconfig"  # values of __kconfig externs, filled at load
+
+
+@attrs.define(slots=True)
+class MapSpec:
+    """A map as the object defines it."""
+
+    name: str
+    section: str
+    kind: MapKind
+    type: MapType
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+    numa_node: int = 0
+    pinning: int = 0  # uapi.PIN_NONE / PIN_BY_NAME
+    map_extra: int = 0
+    key_type_id: int = 0  # BTF type ids in the object's BTF (0 = none)
+    value_type_id: int = 0
+    inner: MapSpec | None = None  # map-in-map: the inner map's definition
+    # Initial contents of prog-array and map-in-map slots: index -> program or map name.
+    values: dict[int, str] = attrs.field(factory=dict)
+    data: bytes | None = attrs.field(default=None, repr=False)  # data sections' contents
+    kernel_name: str = ""  # the (<= 15 chars) name given to the kernel, libbpf's rules
+    section_index: int = 0
+    section_offset: int = 0  # offset of the definition / data in its ELF section
+
+    @property
+    def is_internal(self) -> bool:
+        """A map libbpf would call internal: data sections and .kconfig."""
+        return self.kind in (MapKind.DATA, MapKind.RODATA, MapKind.KCONFIG)
+
+    def copy(self) -> MapSpec:
+        return attrs.evolve(
+            self, values=dict(self.values), inner=self.inner.copy() if self.inner else None
+        )
+
+
+class ExternKind(enum.Enum):
+    KCONFIG = "kconfig"  # extern ... __kconfig: a value from the kernel config, in .kconfig
+    KSYM = "ksym"  # extern ... __ksym: a kernel symbol (variable or kfunc)
+
+
+class KconfigType(enum.Enum):
+    """How a kconfig value is parsed (libbpf enum kcfg_type)."""
+
+    BOOL = "bool"
+    CHAR = "char"
+    TRISTATE = "tristate"
+    INT = "int"
+    CHAR_ARRAY = "char_array"
+
+
+@attrs.define(slots=True)
+class Extern:
+    """An extern the object expects the loader to resolve."""
+
+    name: str
+    kind: ExternKind
+    btf_id: int  # the VAR or FUNC in the object's BTF
+    weak: bool
+    symbol_index: int
+    is_func: bool = False  # a kfunc (extern function in .ksyms)
+    type_id: int = 0  # ksym: the variable's type with modifiers skipped; 0 = typeless
+    # .kconfig layout (libbpf's rules: sorted by alignment desc, size asc, name):
+    kcfg_type: KconfigType | None = None
+    kcfg_size: int = 0
+    kcfg_align: int = 0
+    kcfg_offset: int = 0
+    kcfg_signed: bool = False
+
+    @property
+    def typeless(self) -> bool:
+        return self.kind is ExternKind.KSYM and not self.is_func and self.type_id == 0
+
+
+@attrs.define(slots=True)
+class ObjectSpec:
+    """Everything the open phase learns from a BPF object file."""
+
+    name: str
+    byteorder: str
+    license: str
+    kern_version: int
+    programs: dict[str, ProgramSpec]  # entry points, in libbpf's order (section, offset)
+    subprograms: dict[str, ProgramSpec]  # .text functions
+    maps: dict[str, MapSpec]  # in libbpf's order: .maps, data sections, .kconfig, legacy
+    externs: list[Extern]  # in libbpf's order (kconfig first, then ksyms)
+    btf: Btf | None = attrs.field(default=None, repr=False)
+    btf_ext: BtfExt | None = attrs.field(default=None, repr=False)
+    sha256: str = ""
+
+    @property
+    def core_relo_count(self) -> int:
+        return sum(len(p.core_relos) for p in (*self.programs.values(), *self.subprograms.values()))
+
+    def program(self, name: str) -> ProgramSpec:
+        from bpfobj.errors import SpecError
+
+        try:
+            return self.programs[name]
+        except KeyError:
+            raise SpecError(
+                f"no program named {name!r}",
+                obj=self.name,
+                hint=f"programs are: {', '.join(self.programs) or '(none)'}",
+            ) from None
+
+    def to_summary(self) -> dict[str, Any]:
+        """The `bpfobj inspect --json` document."""
+        return {
+            "programs": [
+                {
+                    "name": p.name,
+                    "section": p.section,
+                    "type": p.type.label,
+                    "expected_attach_type": (
+                        p.expected_attach_type.label if p.expected_attach_type is not None else None
+                    ),
+                    "insn_cnt": p.insn_cnt,
+                    "autoload": p.autoload,
+                }
+                for p in self.programs.values()
+            ],
+            "maps": [
+                {
+                    "name": m.name,
+                    "section": m.section,
+                    "type": m.type.label,
+                    "key_size": m.key_size,
+                    "value_size": m.value_size,
+                    "max_entries": m.max_entries,
+                    "flags": m.flags,
+                }
+                for m in self.maps.values()
+            ],
+            "btf": {"types": len(self.btf) if self.btf is not None else 0},
+            "core_relos": self.core_relo_count,
+        }
