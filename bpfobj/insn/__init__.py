@@ -1,0 +1,39 @@
+"""BPF instructions: opcode tables, the 8-byte codec, and an llvm-objdump-exact disassembler.
+
+Offline and kernel-free: nothing here touches bpf(2).
+"""
+
+from bpfobj.arch import ByteOrder
+from bpfobj.insn.codec import (
+    Instruction,
+    call_helper,
+    decode,
+    encode,
+    exit_insn,
+    imm64,
+    ja,
+    kfunc_call,
+    ld_imm64,
+    mov64_imm,
+    pseudo_call,
+)
+from bpfobj.insn.disasm import Symbol, disassemble_insns, disassemble_section, format_insn
+
+__all__ = [
+    "ByteOrder",
+    "Instruction",
+    "Symbol",
+    "call_helper",
+    "decode",
+    "disassemble_insns",
+    "disassemble_section",
+    "encode",
+    "exit_insn",
+    "format_insn",
+    "imm64",
+    "ja",
+    "kfunc_call",
+    "ld_imm64",
+    "mov64_imm",
+    "pseudo_call",
+]
