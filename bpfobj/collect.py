@@ -9,9 +9,12 @@ the same order, with the same sizes. Pure: no kernel involved.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from bpfobj.elf.reader import (
     SHF_EXECINSTR,
@@ -70,10 +73,16 @@ def object_name(path_or_name: str) -> str:
     return os.path.basename(path_or_name).split(".", 1)[0]
 
 
-def open_spec(data: bytes, name: str = "<memory>") -> ObjectSpec:
-    """Parse a BPF object's bytes into an ObjectSpec."""
+def open_spec(data: bytes, name: str = "<memory>", *, page_size: int | None = None) -> ObjectSpec:
+    """Parse a BPF object's bytes into an ObjectSpec.
+
+    `page_size` is the target kernel's page size (default: this host's); like libbpf, ring
+    buffer sizes are rounded up to a power-of-two number of pages at open.
+    """
     elf = read_elf(data, name)
-    return _Collector(elf, name, hashlib.sha256(data).hexdigest()).collect()
+    collector = _Collector(elf, name, hashlib.sha256(data).hexdigest())
+    collector.page_size = page_size or mmap.PAGESIZE
+    return collector.collect()
 
 
 class _Collector:
@@ -85,6 +94,7 @@ class _Collector:
         self.btf: Btf | None = None
         self.btf_ext: BtfExt | None = None
         self.text_shndx = -1
+        self.page_size = mmap.PAGESIZE
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -234,13 +244,15 @@ class _Collector:
             if start <= r.offset < start + size
         ]
         is_global = sym.bind != STB_LOCAL
+        # libbpf forgets the "?" (no autoload) once it has read it: the section name is the rest.
+        section = sec.name[1:] if sec.name.startswith("?") else sec.name
         return ProgramSpec(
             name=sym.name,
-            section=sec.name,
+            section=section,
             type=ps.prog_type if ps is not None else ProgType.UNSPEC,
             expected_attach_type=ps.expected_attach_type if ps is not None else None,
             attach_target=ps.attach_target if ps is not None else None,
-            autoload=ps.autoload if ps is not None else not is_subprog,
+            autoload=ps.autoload if ps is not None else not sec.name.startswith("?"),
             sleepable=ps.sleepable if ps is not None else False,
             instructions=insns[first : first + count],
             section_index=sec.index,
@@ -302,9 +314,9 @@ class _Collector:
         datasecs = [i for i in btf.find(".maps") if btf.kind(i) == BtfKind.DATASEC]
         if not datasecs:
             raise self.error("BTF has no DATASEC '.maps'", section=".maps")
-        datasec = btf.type(datasecs[0])
         maps: list[MapSpec] = []
-        for vi in datasec.vars:  # type: ignore[attr-defined]
+        extents: list[tuple[MapSpec, int, int]] = []  # map, offset, size of its variable
+        for vi, _linkage in self._datasec_vars(datasecs[0], sec):
             var = btf.type(vi.type)
             if var.kind != BtfKind.VAR:
                 raise self.error(
@@ -335,10 +347,14 @@ class _Collector:
                     type=f"[{def_id}]",
                 )
             m = self._parse_map_def(name, def_id, inner=False)
+            for mm in (m, m.inner):
+                if mm is not None and mm.type in (MapType.RINGBUF, MapType.USER_RINGBUF):
+                    mm.max_entries = ringbuf_size(mm.max_entries, self.page_size)
             m.section_index = sec.index
             m.section_offset = vi.offset
             maps.append(m)
-        self._map_values(sec, maps)
+            extents.append((m, vi.offset, vi.size))
+        self._map_values(sec, extents)
         return maps
 
     def _skip_mods(self, type_id: int) -> int:
@@ -509,20 +525,16 @@ class _Collector:
             )
         m.inner = self._parse_map_def(f"{m.name}.inner", target, inner=True)
 
-    def _map_values(self, sec: Section, maps: list[MapSpec]) -> None:
-        """Initial prog-array / map-in-map slots from the relocations in .rel.maps."""
+    def _map_values(self, sec: Section, extents: list[tuple[MapSpec, int, int]]) -> None:
+        """Initial prog-array / map-in-map slots from the relocations in .rel.maps
+        (libbpf bpf_object__collect_map_relos)."""
         btf = self.btf
         assert btf is not None
-        relos = self.elf.relocations.get(sec.index, ())
-        if not relos:
-            return
-        by_offset = sorted(maps, key=lambda m: m.section_offset)
-        for r in relos:
+        for r in self.elf.relocations.get(sec.index, ()):
             sym = self.elf.symbols[r.symbol]
             owner = None
-            for m in by_offset:
-                size = btf.size_of(self._skip_mods(self._map_var_type(m)))
-                if m.section_offset <= r.offset < m.section_offset + size:
+            for m, offset, size in extents:
+                if offset <= r.offset and r.offset + 8 <= offset + size:
                     owner = m
                     break
             if owner is None:
@@ -575,7 +587,7 @@ class _Collector:
                 continue
             flags = BPF_F_RDONLY_PROG if kind is MapKind.RODATA else 0
             value_type_id = self._datasec_id(sec.name)
-            if value_type_id and self._datasec_has_global(value_type_id):
+            if value_type_id and self._datasec_has_global(value_type_id, sec):
                 flags |= BPF_F_MMAPABLE
             maps.append(
                 MapSpec(
@@ -604,15 +616,49 @@ class _Collector:
                 return i
         return 0
 
-    def _datasec_has_global(self, datasec_id: int) -> bool:
-        """libbpf map_is_mmapable(): some VAR of the DATASEC is not static."""
+    def _datasec_has_global(self, datasec_id: int, sec: Section) -> bool:
+        """libbpf map_is_mmapable(): some VAR of the DATASEC is not static (after fixup)."""
+        return any(
+            linkage != BtfVarLinkage.STATIC for _, linkage in self._datasec_vars(datasec_id, sec)
+        )
+
+    def _datasec_vars(self, datasec_id: int, sec: Section) -> list[tuple[Any, int]]:
+        """The DATASEC's variables as libbpf sees them after btf_fixup_datasec(): clang
+        leaves offsets 0 (taken from the ELF symbols then), hidden globals count as static,
+        and the variables are sorted by offset. Returns (secinfo, effective linkage)."""
         btf = self.btf
         assert btf is not None
-        for vi in btf.type(datasec_id).vars:  # type: ignore[attr-defined]
+        datasec = btf.type(datasec_id)
+        fixup = datasec.size == 0  # type: ignore[attr-defined]
+        out: list[tuple[Any, int]] = []
+        for vi in datasec.vars:  # type: ignore[attr-defined]
             var = btf.type(vi.type)
-            if var.kind == BtfKind.VAR and var.linkage != BtfVarLinkage.STATIC:  # type: ignore[attr-defined]
-                return True
-        return False
+            linkage = getattr(var, "linkage", BtfVarLinkage.STATIC)
+            if var.kind == BtfKind.VAR and linkage not in (
+                BtfVarLinkage.STATIC, BtfVarLinkage.GLOBAL_EXTERN
+            ):
+                sym = self._var_symbol(var.name)
+                if sym is None:
+                    raise self.error(
+                        f"no ELF symbol for variable {var.name!r} of section {sec.name}",
+                        section=sec.name,
+                        type=f"[{vi.type}]",
+                        hint="the object is corrupt (BTF and symbol table disagree)",
+                    )
+                if fixup:
+                    vi = attrs.evolve(vi, offset=sym.value)
+                if sym.visibility in (STV_HIDDEN, STV_INTERNAL):
+                    linkage = BtfVarLinkage.STATIC
+            out.append((vi, linkage))
+        out.sort(key=lambda item: item[0].offset)
+        return out
+
+    def _var_symbol(self, name: str) -> Symbol | None:
+        """libbpf find_elf_var_sym(): the global OBJECT symbol of a variable."""
+        for sym in self.elf.symbols:
+            if sym.name == name and sym.type == 1 and sym.bind in (STB_GLOBAL, STB_WEAK):
+                return sym
+        return None
 
     # -- externs and .kconfig ------------------------------------------------------------
 
@@ -765,9 +811,9 @@ class _Collector:
             key_size=4,
             value_size=last.kcfg_offset + last.kcfg_size,
             max_entries=1,
-            # libbpf checks mmapability before the extern fixup turns the VARs global, so
-            # the .kconfig map is never mmapable.
-            flags=BPF_F_RDONLY_PROG,
+            # libbpf turns the extern VARs into global ones before it creates the map, so
+            # the .kconfig map is mmapable whenever its DATASEC exists.
+            flags=BPF_F_RDONLY_PROG | (BPF_F_MMAPABLE if value_type_id else 0),
             value_type_id=value_type_id,
             kernel_name=internal_map_name(self.obj_name, ".kconfig"),
             section_index=self.elf.symtab_index,
@@ -826,13 +872,24 @@ def _rebase(record: Any, start: int) -> Any:
     return attrs.evolve(record, insn_off=record.insn_off - start)
 
 
+def ringbuf_size(size: int, page_size: int) -> int:
+    """libbpf adjust_ringbuf_sz(): round up to page_size * 2**n (0 stays 0 to fail loudly)."""
+    if size == 0:
+        return 0
+    if size % page_size == 0 and (size // page_size) & (size // page_size - 1) == 0:
+        return size
+    mul = 1
+    while mul * page_size <= 0xFFFFFFFF:
+        if mul * page_size > size:
+            return mul * page_size
+        mul <<= 1
+    return size
+
+
 def internal_map_name(obj_name: str, section: str) -> str:
     """libbpf internal_map_name(): the kernel-visible name of a data-section map."""
     sfx_len = min(max(7, len(section)), BPF_OBJ_NAME_LEN - 1)
-    if "." in section[1:]:
-        pfx_len = 0
-    else:
-        pfx_len = min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj_name))
+    pfx_len = 0 if "." in section[1:] else min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj_name))
     name = obj_name[:pfx_len] + section[:sfx_len]
     return "".join(c if c.isalnum() or c in "_." else "_" for c in name)
 

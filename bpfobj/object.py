@@ -29,12 +29,12 @@ class Phase(enum.IntEnum):
     CLOSED = 99
 
 
-def guarded_open(data: bytes, name: str) -> ObjectSpec:
+def guarded_open(data: bytes, name: str, page_size: int | None = None) -> ObjectSpec:
     """Run the open phase; any exception that is not a BpfObjError is a bug: InternalError."""
     from bpfobj.collect import open_spec
 
     try:
-        return open_spec(data, name)
+        return open_spec(data, name, page_size=page_size)
     except BpfObjError:
         raise
     except RecursionError as exc:
@@ -54,17 +54,22 @@ def guarded_open(data: bytes, name: str) -> ObjectSpec:
 class BpfObject:
     """A BPF object file going through open -> prepare -> create_maps -> load."""
 
-    def __init__(self, spec: ObjectSpec, path: str | None = None) -> None:
+    def __init__(self, spec: ObjectSpec, path: str | None = None, data: bytes = b"") -> None:
         self._spec = spec
+        self._data = data
         self.path = path
         self.phase = Phase.OPENED
 
     @classmethod
     def open(
         cls, path: str | os.PathLike[str] | None = None, *, data: bytes | None = None,
-        name: str | None = None,
+        name: str | None = None, page_size: int | None = None,
     ) -> BpfObject:
-        """Open an object from a file `path` or from `data` bytes (then `name` names it)."""
+        """Open an object from a file `path` or from `data` bytes (then `name` names it).
+
+        `page_size` is the target kernel's page size, used like libbpf to round ring buffer
+        sizes (default: this host's).
+        """
         if (path is None) == (data is None):
             raise PhaseError("BpfObject.open() takes a path or data=, not both or neither")
         if path is not None:
@@ -82,8 +87,9 @@ class BpfObject:
                 ) from None
             name = name or fspath
         assert data is not None
-        spec = guarded_open(bytes(data), name or "<memory>")
-        return cls(spec, path=os.fspath(path) if path is not None else None)
+        data = bytes(data)
+        spec = guarded_open(data, name or "<memory>", page_size)
+        return cls(spec, path=os.fspath(path) if path is not None else None, data=data)
 
     @property
     def spec(self) -> ObjectSpec:
@@ -97,6 +103,36 @@ class BpfObject:
     def _check_open(self) -> None:
         if self.phase is Phase.CLOSED:
             raise PhaseError("the object is closed", obj=self._spec.name)
+
+    def disassemble(self, program: str | None = None) -> str:
+        """The object's code as `llvm-objdump -d` prints it (the ELF code, before prepare).
+
+        With `program`, only that program's or subprogram's instructions.
+        """
+        from bpfobj.elf.reader import read_elf
+        from bpfobj.insn import disassemble_insns, disassemble_section
+
+        spec = self.spec
+        if program is not None:
+            prog = spec.programs.get(program) or spec.subprograms.get(program)
+            if prog is None:
+                raise PhaseError(
+                    f"no program or subprogram named {program!r}",
+                    obj=spec.name,
+                    hint="programs are: " + ", ".join([*spec.programs, *spec.subprograms]),
+                )
+            return disassemble_insns(
+                prog.instructions, spec.byteorder,  # type: ignore[arg-type]
+                section_name=prog.section, symbols=[(0, prog.name)],
+            )
+        elf = read_elf(self._data, spec.name)
+        out = [f"\n{self.path or spec.name}:\tfile format elf64-bpf\n"]
+        for sec in elf.sections:
+            if not sec.flags & 0x4 or sec.type == 8:  # SHF_EXECINSTR, not SHT_NOBITS
+                continue
+            symbols = [(s.value, s.name, s.type) for s in elf.symbols if s.shndx == sec.index]
+            out.append(disassemble_section(sec.name, sec.data, elf.byteorder, symbols))
+        return "".join(out)
 
     def close(self) -> None:
         self.phase = Phase.CLOSED

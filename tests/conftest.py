@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bpfbuild  # noqa: E402
+import bpfbuild
 
 
 @pytest.fixture(scope="session")
