@@ -13,12 +13,47 @@ import enum
 import hashlib
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bpfobj.errors import BpfObjError, InternalError, PhaseError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from bpfobj.btf.reader import Btf
+    from bpfobj.btf.target import TargetBtf
+    from bpfobj.core.record import CoreRecord
+    from bpfobj.insn import Instruction
+    from bpfobj.prepare import PreparedObject
     from bpfobj.spec import ObjectSpec
+
+    T = TypeVar("T")
+
+
+def _running_kernel_target(spec: ObjectSpec) -> TargetBtf | None:
+    """The running kernel as target, or None when the object needs no target BTF at all
+    (no CO-RE relocations and no ksyms): then a host without BTF can still prepare it."""
+    from bpfobj.btf.target import TargetBtf
+    from bpfobj.spec import ExternKind
+
+    needs = spec.core_relo_count or any(e.kind is ExternKind.KSYM for e in spec.externs)
+    if not needs and not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return None
+    return TargetBtf.running_kernel()
+
+
+def _guarded(work: Callable[[], T], spec: ObjectSpec, data: bytes) -> T:
+    """Run a phase; a stray exception (not a BpfObjError) becomes InternalError."""
+    try:
+        return work()
+    except BpfObjError:
+        raise
+    except Exception as exc:
+        raise InternalError(
+            f"unexpected {type(exc).__name__}: {exc}",
+            obj=spec.name,
+            sha256=hashlib.sha256(data).hexdigest(),
+        ) from exc
 
 
 class Phase(enum.IntEnum):
@@ -59,6 +94,7 @@ class BpfObject:
         self._data = data
         self.path = path
         self.phase = Phase.OPENED
+        self._prepared: PreparedObject | None = None
 
     @classmethod
     def open(
@@ -103,6 +139,60 @@ class BpfObject:
     def _check_open(self) -> None:
         if self.phase is Phase.CLOSED:
             raise PhaseError("the object is closed", obj=self._spec.name)
+
+    # -- phase 2: prepare ---------------------------------------------------------------
+
+    def prepare(
+        self,
+        btf: str | os.PathLike[str] | Btf | TargetBtf | None = None,
+        *,
+        module_btf: Mapping[str, str | Btf] | None = None,
+    ) -> PreparedObject:
+        """Link and relocate every autoloaded program for a target kernel. No bpf(2).
+
+        `btf`: None for the running kernel (/sys/kernel/btf/vmlinux and its modules), a
+        path (raw BTF, ELF with .BTF, btfhub .btf.tar.xz), a parsed `Btf`, or a `TargetBtf`.
+        `module_btf`: module name -> path or `Btf`, split on the target vmlinux.
+        """
+        from bpfobj.btf.target import TargetBtf
+        from bpfobj.prepare import prepare
+
+        self._check_open()
+        target: TargetBtf | None
+        if isinstance(btf, TargetBtf):
+            target = btf
+        elif btf is None and module_btf is None:
+            target = _running_kernel_target(self._spec)
+        elif btf is None:
+            from bpfobj.btf.reader import load_kernel_btf
+
+            target = TargetBtf.from_btf(load_kernel_btf(), modules=module_btf)
+            target.override = False
+        elif isinstance(btf, (str, os.PathLike)):
+            target = TargetBtf.from_path(btf, modules=module_btf)
+        else:
+            target = TargetBtf.from_btf(btf, modules=module_btf)
+        self._prepared = _guarded(lambda: prepare(self._spec, target), self._spec, self._data)
+        self.phase = Phase.PREPARED
+        return self._prepared
+
+    @property
+    def prepared(self) -> PreparedObject:
+        """The result of prepare (runs it against the running kernel when not done yet)."""
+        self._check_open()
+        if self._prepared is None:
+            self.prepare()
+        assert self._prepared is not None
+        return self._prepared
+
+    def insns(self, program: str) -> list[Instruction]:
+        """A program's final instructions (after prepare)."""
+        return self.prepared.insns(program)
+
+    @property
+    def core_log(self) -> list[CoreRecord]:
+        """Every CO-RE decision of the last prepare, one record per relocation."""
+        return self.prepared.core_log
 
     def disassemble(self, program: str | None = None) -> str:
         """The object's code as `llvm-objdump -d` prints it (the ELF code, before prepare).

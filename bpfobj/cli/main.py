@@ -30,7 +30,55 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("object", help="BPF object file (.o)")
     p.add_argument("--program", metavar="NAME", help="only this program or subprogram")
     p.set_defaults(func=cmd_disasm)
+
+    p = sub.add_parser("prepare", help="link and relocate for a target kernel (no kernel calls)")
+    p.add_argument("object", help="BPF object file (.o)")
+    p.add_argument("--btf", metavar="PATH",
+                   help="target BTF: raw, ELF with .BTF, or btfhub .btf.tar.xz "
+                        "(default: /sys/kernel/btf/vmlinux)")
+    p.add_argument("--module-btf", metavar="NAME=PATH", action="append", default=[],
+                   help="module BTF, split on the target vmlinux (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_prepare)
     return parser
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from bpfobj.object import BpfObject
+
+    modules: dict[str, str] = {}
+    for item in args.module_btf:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            print(f"bpfobj: --module-btf wants NAME=PATH, got {item!r}", file=sys.stderr)
+            return 2
+        modules[name] = path
+    obj = BpfObject.open(args.object)
+    prepared = obj.prepare(args.btf, module_btf=modules or None)
+    doc = prepared.to_json()
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{obj.spec.name}[/] prepared against {doc['target'] or '(no BTF)'}")
+    progs = Table(title="programs", title_justify="left")
+    for col in ("name", "section", "insns", "map refs"):
+        progs.add_column(col)
+    for p in doc["programs"]:
+        progs.add_row(p["name"], p["section"], str(len(p["insns"])), str(len(p["map_refs"])))
+    console.print(progs)
+    if doc["core_relos"]:
+        relos = Table(title="CO-RE relocations", title_justify="left")
+        for col in ("program", "insn", "kind", "local spec", "target", "old", "new", "outcome"):
+            relos.add_column(col)
+        for r in doc["core_relos"]:
+            relos.add_row(r["program"], str(r["insn"]), r["kind"], r["local_spec"] or "",
+                          r["target_spec"] or "-", str(r["old"]), str(r["new"]), r["outcome"])
+        console.print(relos)
+    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -355,3 +355,20 @@ def _read_relocations(
             )
         relos.append(Relocation(offset=r_offset, symbol=sym, type=typ))
     return tuple(relos)
+
+
+def read_elf_sections(data: bytes, name: str) -> dict[str, bytes]:
+    """Section name -> contents of any ELF file (vmlinux, a .ko): for finding .BTF and
+    .BTF.base in kernel files. Raises ElfError on malformed input."""
+    from elftools.elf.elffile import ELFFile
+
+    out: dict[str, bytes] = {}
+    with _converted(name):
+        elf = ELFFile(io.BytesIO(data))
+        for sec in elf.iter_sections():
+            if sec["sh_type"] in ("SHT_NOBITS", "SHT_NULL"):
+                continue
+            if sec["sh_offset"] + sec["sh_size"] > len(data):
+                raise ElfError(f"section {sec.name} runs past the end of the file", obj=name)
+            out[sec.name] = bytes(sec.data())
+    return out

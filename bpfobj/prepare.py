@@ -1,0 +1,200 @@
+"""The prepare phase: an ObjectSpec plus a target BTF give each program's final instructions.
+
+    prepared = prepare(spec, target)          # no bpf(2): any host, any target kernel
+    prepared.programs["handle_exec"].insns    # final instructions, map refs as indices
+    prepared.core_log                         # one CoreRecord per CO-RE decision
+
+Order of work follows libbpf's bpf_object__relocate(): CO-RE relocations are applied to each
+(sub)program's own code first, then every autoloaded main program is linked (subprograms
+appended, calls fixed), then data relocations turn map references into map indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from bpfobj.errors import BpfObjError, CoreError, LinkError
+from bpfobj.insn import Instruction
+from bpfobj.linker import ExternRef, Linker, MapRef, ResolvedExtern
+from bpfobj.spec import Extern, ExternKind, MapSpec, ObjectSpec, ProgramSpec
+from bpfobj.uapi import BtfKind
+
+if TYPE_CHECKING:
+    from bpfobj.btf.target import TargetBtf
+    from bpfobj.core.record import CoreRecord
+
+
+@attrs.define(slots=True)
+class PreparedProgram:
+    name: str
+    section: str
+    spec: ProgramSpec = attrs.field(repr=False)
+    insns: list[Instruction] = attrs.field(repr=False)
+    map_refs: list[MapRef] = attrs.field(factory=list, repr=False)
+    extern_refs: list[ExternRef] = attrs.field(factory=list, repr=False)
+    func_info: list[Any] = attrs.field(factory=list, repr=False)
+    line_info: list[Any] = attrs.field(factory=list, repr=False)
+    core_log: list[CoreRecord] = attrs.field(factory=list, repr=False)
+    layout: list[tuple[str, int]] = attrs.field(factory=list, repr=False)
+
+    def to_bytes(self, byteorder: str) -> bytes:
+        from bpfobj.insn import encode
+
+        return encode(self.insns, byteorder)  # type: ignore[arg-type]
+
+
+@attrs.define(slots=True)
+class PreparedObject:
+    spec: ObjectSpec = attrs.field(repr=False)
+    programs: dict[str, PreparedProgram]
+    maps: list[MapSpec] = attrs.field(repr=False)
+    core_log: list[CoreRecord] = attrs.field(repr=False)
+    externs: list[ResolvedExtern] = attrs.field(factory=list, repr=False)
+    target: str = ""
+
+    def insns(self, name: str) -> list[Instruction]:
+        try:
+            return self.programs[name].insns
+        except KeyError:
+            raise LinkError(
+                f"no prepared program named {name!r}",
+                obj=self.spec.name,
+                hint=f"prepared programs are: {', '.join(self.programs) or '(none)'}"
+                " (programs with autoload off are not prepared)",
+            ) from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `bpfobj prepare --json` document."""
+        order = self.spec.byteorder
+        return {
+            "target": self.target,
+            "maps": [
+                {"index": i, "name": m.name, "section": m.section, "type": m.type.label}
+                for i, m in enumerate(self.maps)
+            ],
+            "programs": [
+                {
+                    "name": p.name,
+                    "section": p.section,
+                    "insns": [i.to_bytes(order).hex() for i in p.insns],  # type: ignore[arg-type]
+                    "map_refs": [
+                        {"insn": r.insn, "map_index": r.map_index, "map": r.map,
+                         "value_off": r.value_off}
+                        for r in p.map_refs
+                    ],
+                }
+                for p in self.programs.values()
+            ],
+            "core_relos": [r.to_json() for r in self.core_log],
+        }
+
+
+def resolve_externs(spec: ObjectSpec, target: TargetBtf | None) -> list[ResolvedExtern]:
+    """Find each ksym extern in the target BTF (vmlinux first, then modules), like libbpf's
+    bpf_object__resolve_ksyms_btf_id(); kconfig externs need no target BTF."""
+    out: list[ResolvedExtern] = []
+    for ext in spec.externs:
+        if ext.kind is not ExternKind.KSYM or target is None:
+            out.append(ResolvedExtern())
+            continue
+        want = BtfKind.FUNC if ext.is_func else BtfKind.VAR
+        found = ResolvedExtern()
+        if ext.is_func or ext.type_id:
+            name = _essential_name(ext.name)
+            for source, btf in target.all():
+                ids = [i for i in btf.find(name) if btf.kind(i) == want]
+                if ids:
+                    found = ResolvedExtern(btf_id=ids[0], module=source if source != "vmlinux" else None)
+                    break
+            if not found.btf_id and not ext.weak:
+                raise _extern_missing(spec, ext, target)
+        out.append(found)
+    return out
+
+
+def _essential_name(name: str) -> str:
+    """libbpf bpf_core_essential_name_len(): drop a ___flavor suffix."""
+    i = name.find("___")
+    return name[:i] if i > 0 else name
+
+
+def _extern_missing(spec: ObjectSpec, ext: Extern, target: TargetBtf) -> LinkError:
+    what = "kfunc" if ext.is_func else "kernel variable"
+    return LinkError(
+        f"extern {what} {ext.name!r} is not in the target BTF ({target.describe()})",
+        obj=spec.name,
+        section=".ksyms",
+        hint="the target kernel lacks it; declare it __weak to make it optional",
+    )
+
+
+def prepare(
+    spec: ObjectSpec,
+    target: TargetBtf | None,
+    *,
+    programs: Sequence[str] | None = None,
+) -> PreparedObject:
+    """Link and relocate every autoloaded program of `spec` for `target`.
+
+    `target` may be None for objects without CO-RE relocations or ksyms. `programs` limits
+    the work to the named main programs (default: every program with autoload on).
+    """
+    from bpfobj.core.engine import CoreEngine
+
+    linker = Linker(spec)
+    selected = [
+        p for p in spec.programs.values()
+        if (p.name in programs if programs is not None else p.autoload)
+    ]
+    engine = CoreEngine(spec, target)
+    # CO-RE first, on each (sub)program's own code (libbpf: bpf_object__relocate_core).
+    patched: dict[str, list[Instruction]] = {}
+    core_by_prog: dict[str, list[CoreRecord]] = {}
+    for prog in (*selected, *spec.subprograms.values()):
+        insns = list(prog.instructions)
+        core_by_prog[prog.name] = engine.apply(prog, insns)
+        patched[prog.name] = insns
+    resolved = resolve_externs(spec, target)
+    prepared: dict[str, PreparedProgram] = {}
+    core_log: list[CoreRecord] = []
+    for prog in selected:
+        try:
+            linked = linker.link(prog, lambda p: patched[p.name], resolved)
+        except BpfObjError:
+            raise
+        # CO-RE records move with their code: each appended subprogram's records get the
+        # instruction index they have in this program.
+        records: list[CoreRecord] = []
+        for name, base in linked.layout:
+            for rec in core_by_prog.get(name, ()):
+                records.append(rec.placed(program=prog.name, insn=base + rec.insn))
+        prepared[prog.name] = PreparedProgram(
+            name=prog.name,
+            section=prog.section,
+            spec=prog,
+            insns=linked.insns,
+            map_refs=linked.map_refs,
+            extern_refs=linked.extern_refs,
+            func_info=linked.func_info,
+            line_info=linked.line_info,
+            core_log=records,
+            layout=linked.layout,
+        )
+        core_log.extend(records)
+    failed = [r for r in core_log if r.outcome == "error"]
+    if failed:
+        raise failed[0].as_error(obj=spec.name)
+    return PreparedObject(
+        spec=spec,
+        programs=prepared,
+        maps=list(spec.maps.values()),
+        core_log=core_log,
+        externs=resolved,
+        target=target.describe() if target is not None else "",
+    )
+
+
+_ = CoreError  # raised through CoreRecord.as_error
