@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Benchmark bpfobj open + prepare against vmlinux BTF, beside libbpf open + load.
+
+    python bench/prepare.py [--runs N] [--object real_execsnoop.c]
+
+For each run a fresh Python process opens the object and prepares it against
+/sys/kernel/btf/vmlinux:
+
+* cold: the BTF index cache directory is empty (the index is built, then written);
+* warm: the cache holds the index from an earlier process;
+* peak RSS (VmHWM) of the warm process, interpreter included.
+
+Beside it, in the same run, libbpf 1.x `bpf_object__open_file` + `bpf_object__load` of the
+same object (bench/harness/prepare_time.c; needs root, as load really loads: libbpf parses
+vmlinux BTF again on every load, and then also creates maps and runs the verifier).
+No assertion: it prints the figures and the goals (warm <= 1.0x libbpf, cold <= 2.5x,
+peak RSS <= 40 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import bpfbuild  # noqa: E402
+
+HARNESS = ROOT / "bench" / "harness" / "prepare_time.c"
+
+WORKER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from bpfobj import BpfObject
+t1 = time.perf_counter()
+obj = BpfObject.open(sys.argv[1])
+t2 = time.perf_counter()
+prepared = obj.prepare()
+t3 = time.perf_counter()
+hwm = 0
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        hwm = int(line.split()[1]) / 1024
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t2 - t1) * 1e3,
+                  "prepare_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t1) * 1e3,
+                  "rss_mb": hwm, "insns": sum(len(p.insns) for p in prepared.programs.values()),
+                  "relos": len(prepared.core_log)}))
+"""
+
+
+def run_worker(obj: Path, cache_dir: str) -> dict[str, float]:
+    # Measure what a user sees: bytecode caching on (some CI images disable it).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["BPFOBJ_CACHE_DIR"] = cache_dir
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, str(obj)], cwd=ROOT, env=env, check=True,
+        capture_output=True, text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def build_harness() -> Path | None:
+    digest = hashlib.sha256(HARNESS.read_bytes()).hexdigest()[:12]
+    exe = ROOT / "build" / "bench" / f"prepare_time-{digest}"
+    if not exe.exists():
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            ["gcc", "-O2", "-o", str(exe), str(HARNESS), "-lbpf", "-lelf", "-lz"],
+            capture_output=True, text=True,
+        )
+        if proc.returncode:
+            print(f"(libbpf harness not built: {proc.stderr.strip()[:200]})")
+            return None
+    return exe
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--object", default="real_execsnoop.c", help="a tests/progs source")
+    args = ap.parse_args()
+    obj = bpfbuild.build(args.object, vmlinux=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bpfobj")], check=True)
+
+    cold, warm = [], []
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory() as empty:
+            cold.append(run_worker(obj, empty))
+    with tempfile.TemporaryDirectory() as cache:
+        run_worker(obj, cache)  # fill the cache
+        for _ in range(args.runs):
+            warm.append(run_worker(obj, cache))
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    libbpf = None
+    exe = build_harness()
+    if exe is not None and os.geteuid() == 0:
+        proc = subprocess.run([str(exe), str(obj), str(max(args.runs, 10))],
+                              capture_output=True, text=True)
+        if proc.returncode == 0:
+            libbpf = json.loads(proc.stdout)
+        else:
+            print(f"(libbpf load failed: {proc.stderr.strip()[:200]})")
+    elif os.geteuid() != 0:
+        print("(libbpf side skipped: bpf_object__load needs root)")
+
+    print(f"object: {args.object} ({cold[0]['insns']:.0f} insns prepared, "
+          f"{cold[0]['relos']:.0f} CO-RE relocations), target /sys/kernel/btf/vmlinux")
+    print(f"median of {args.runs} fresh processes; times exclude interpreter start and "
+          f"`import bpfobj` ({med(warm, 'import_ms'):.1f} ms)")
+    print()
+    print(f"{'measure':<34}{'bpfobj':>10}{'libbpf':>10}{'ratio':>8}{'goal':>10}")
+    lb = libbpf["median_ms"] if libbpf else None
+    rows = [
+        ("open+prepare, cold index (ms)", med(cold, "total_ms"), lb, "<= 2.5x"),
+        ("open+prepare, warm index (ms)", med(warm, "total_ms"), lb, "<= 1.0x"),
+        ("  of which open (ms)", med(warm, "open_ms"), None, ""),
+        ("  of which prepare (ms)", med(warm, "prepare_ms"), None, ""),
+        ("peak RSS, warm (MB)", med(warm, "rss_mb"), libbpf["rss_mb"] if libbpf else None,
+         "<= 40 MB"),
+    ]
+    for name, ours, theirs, goal in rows:
+        ratio = f"{ours / theirs:.2f}x" if theirs else ""
+        theirs_s = f"{theirs:.1f}" if theirs is not None else "-"
+        print(f"{name:<34}{ours:>10.1f}{theirs_s:>10}{ratio:>8}{goal:>10}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
