@@ -57,8 +57,19 @@ class CoreRecord:
 
     def as_error(self, **context: Any) -> CoreError:
         """The CoreError libbpf's failure on this relocation corresponds to."""
+        cands = ", ".join(
+            f"{c.btf} [{c.type_id}] {c.name}" + ("" if c.matched else f" ({c.reason})")
+            for c in self.candidates
+        )
+        context.setdefault(
+            "hint",
+            "the target kernel's types disagree with the program's; guard the access with "
+            "bpf_core_field_exists()/bpf_core_type_exists(), or use a ___flavor type per "
+            "kernel layout",
+        )
         err = CoreError(
-            f"CO-RE relocation #{self.relo} ({self.kind}) failed: {self.reason}",
+            f"CO-RE relocation #{self.relo} ({self.kind}) failed: {self.reason}"
+            + (f"; candidates: {cands}" if cands else "; no candidates in the target BTF"),
             program=context.pop("program", None) or self.program,
             insn=context.pop("insn", None) if "insn" in context else self.insn,
             type=context.pop("type", None) or (self.local_spec or f"[{self.local_type_id}]"),

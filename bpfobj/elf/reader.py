@@ -216,18 +216,21 @@ def read_elf(data: bytes, name: str = "<memory>") -> ElfObject:
             sh_type = _sh_type_int(hdr["sh_type"])
             with _converted(name, f"#{i}"):
                 sec_name = sec.name
+            # The stored bytes, as libbpf sees them (libelf's elf_getdata): not sec.data(),
+            # which inflates SHF_COMPRESSED sections to a size their header chooses.
+            start, size = int(hdr["sh_offset"]), int(hdr["sh_size"])
             sections.append(
                 Section(
                     index=i,
                     name=sec_name,
                     type=sh_type,
                     flags=int(hdr["sh_flags"]),
-                    size=int(hdr["sh_size"]),
+                    size=size,
                     link=int(hdr["sh_link"]),
                     info=int(hdr["sh_info"]),
                     entsize=int(hdr["sh_entsize"]),
                     addralign=int(hdr["sh_addralign"]),
-                    data=b"" if sh_type in (SHT_NOBITS, SHT_NULL) else bytes(sec.data()),
+                    data=b"" if sh_type in (SHT_NOBITS, SHT_NULL) else data[start : start + size],
                 )
             )
 
@@ -245,6 +248,8 @@ def read_elf(data: bytes, name: str = "<memory>") -> ElfObject:
     relocations: dict[int, tuple[Relocation, ...]] = {}
     for sec in sections:
         if sec.type == SHT_REL:
+            if sec.info >= len(sections) or not _needs_relocations(sections[sec.info]):
+                continue  # DWARF and BTF relocations: libbpf ignores them too
             relocations[sec.info] = _read_relocations(sec, sections, len(symbols), order, name)
         elif sec.type == SHT_RELA and sec.size:
             raise ElfError(
@@ -260,6 +265,13 @@ def read_elf(data: bytes, name: str = "<memory>") -> ElfObject:
         symbols=symbols,
         relocations=relocations,
         symtab_index=symtab.index,
+    )
+
+
+def _needs_relocations(target: Section) -> bool:
+    """Relocations a BPF loader applies: to code, and to .maps / struct_ops definitions."""
+    return bool(target.flags & SHF_EXECINSTR) or target.name.lstrip("?") in (
+        ".maps", ".struct_ops", ".struct_ops.link"
     )
 
 

@@ -1,0 +1,232 @@
+"""The running kernel's BTF (/sys/kernel/btf): vmlinux against bpftool, module (split) BTF,
+and the on-disk index cache on the real thing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_btf_builder import BtfBuilder, bpftool_json
+
+from bpfobj.btf import Btf, load_kernel_btf, load_raw_file
+from bpfobj.btf import types as T
+from bpfobj.errors import BtfError, NotSupportedError
+from bpfobj.uapi import BtfKind
+
+VMLINUX = Path("/sys/kernel/btf/vmlinux")
+pytestmark = pytest.mark.skipif(not VMLINUX.exists(), reason="kernel has no BTF")
+needs_bpftool = pytest.mark.skipif(shutil.which("bpftool") is None, reason="needs bpftool")
+MODULES = (
+    sorted(p for p in VMLINUX.parent.iterdir() if p.name != "vmlinux") if VMLINUX.exists() else []
+)
+
+
+def bpftool(*args: str) -> str:
+    return subprocess.run(["bpftool", *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def vmlinux(tmp_path_factory: pytest.TempPathFactory) -> Btf:
+    return Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=False)
+
+
+@pytest.fixture(scope="module")
+def bpftool_types() -> list[dict[str, object]]:
+    return json.loads(bpftool("-j", "btf", "dump", "file", str(VMLINUX)))["types"]  # type: ignore[no-any-return]
+
+
+@needs_bpftool
+def test_type_count_matches_bpftool(vmlinux: Btf) -> None:
+    count = sum(
+        1
+        for line in bpftool("btf", "dump", "file", str(VMLINUX)).splitlines()
+        if line.startswith("[")
+    )
+    assert len(vmlinux) == vmlinux.type_count == count
+    assert vmlinux.start_id == 1 and vmlinux.base is None
+
+
+@needs_bpftool
+def test_kinds_and_names_match_bpftool(
+    vmlinux: Btf, bpftool_types: list[dict[str, object]]
+) -> None:
+    assert len(bpftool_types) == len(vmlinux)
+    for entry in bpftool_types:
+        tid = entry["id"]
+        assert isinstance(tid, int)
+        assert vmlinux.kind(tid).name == entry["kind"], tid
+        assert (vmlinux.name(tid) or "(anon)") == entry["name"], tid
+
+
+@needs_bpftool
+def test_every_type_decodes_like_bpftool(bpftool_types: list[dict[str, object]]) -> None:
+    btf = Btf.parse(VMLINUX.read_bytes(), cache=False)  # its own: 126k decoded types
+    for entry in bpftool_types:
+        tid = entry["id"]
+        assert isinstance(tid, int)
+        assert bpftool_json(btf.type(tid)) == entry, tid
+
+
+def test_task_struct(vmlinux: Btf, bpftool_types: list[dict[str, object]]) -> None:
+    ids = vmlinux.find("task_struct")
+    structs = vmlinux.find("task_struct", BtfKind.STRUCT)
+    assert len(structs) == 1 and structs[0] in ids
+    t = vmlinux.type(structs[0])
+    assert isinstance(t, T.Struct) and t.name == "task_struct"
+    assert vmlinux.size_of(structs[0]) == t.size
+    assert t.size == bpftool_types[structs[0] - 1]["size"]
+    pid = t.member("pid")
+    assert pid is not None and vmlinux.size_of(pid.type) == 4
+    assert vmlinux.pointer_size == 8
+    assert vmlinux.find("no_such_type_hopefully") == []
+    (fn,) = vmlinux.find("bpf_prog_load", BtfKind.FUNC) or [None]
+    if fn is not None:
+        assert isinstance(vmlinux.type(fn), T.Func)
+        assert vmlinux.kind(vmlinux.type(fn).type) is BtfKind.FUNC_PROTO  # type: ignore[attr-defined]
+
+
+def test_find_agrees_with_a_scan(vmlinux: Btf) -> None:
+    names = [
+        "int",
+        "u8",
+        "pid",
+        "sk_buff",
+        "file",
+        "list_head",
+        "__u32",
+        "bpf_map",
+        "trace_event_raw_sys_enter",
+        "__bpf_trace_sys_enter",
+        "task_struct",
+    ]
+    wanted = set(names)
+    scan: dict[str, list[int]] = {n: [] for n in names}
+    for tid in vmlinux:
+        nm = vmlinux.name(tid)
+        if nm in wanted:
+            scan[nm].append(tid)
+    for n in names:
+        assert vmlinux.find(n) == scan[n], n
+
+
+def test_resolve_and_size_of_everything(vmlinux: Btf) -> None:
+    sized = 0
+    for tid in vmlinux:
+        vmlinux.resolve(tid)
+        try:
+            vmlinux.size_of(tid)
+            sized += 1
+        except BtfError as exc:
+            assert "has no size" in exc.message, exc
+    assert sized > len(vmlinux) // 4
+
+
+def test_load_kernel_btf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path))
+    cold = load_kernel_btf()
+    warm = load_kernel_btf()
+    assert cold.label == "vmlinux" and len(cold) == len(warm)
+    assert list(cold._offs) == list(warm._offs)
+    assert len(list((tmp_path / "btf").iterdir())) == 1
+    with pytest.raises(BtfError, match="cannot read"):
+        load_kernel_btf(tmp_path / "nope")
+    # A kernel without BTF at all is "not supported", not "bad input".
+    import bpfobj.btf.reader as reader
+
+    missing = str(tmp_path / "vmlinux")
+    monkeypatch.setattr(reader, "VMLINUX_BTF", missing)
+    with pytest.raises(NotSupportedError, match="CONFIG_DEBUG_INFO_BTF"):
+        load_kernel_btf(missing)
+
+
+def test_cache_cold_warm_identical_on_vmlinux(tmp_path: Path) -> None:
+    raw = VMLINUX.read_bytes()
+    cold = Btf.parse(raw, cache=True, cache_dir=tmp_path)
+    sample = ["task_struct", "sk_buff", "int", "pid"]
+    cold_finds = [cold.find(n) for n in sample]  # builds and stores the name index
+    warm = Btf.parse(raw, cache=True, cache_dir=tmp_path)
+    assert warm._name_ids is not None
+    assert warm._offs == cold._offs
+    assert warm._name_ids == cold._name_ids and warm._name_offs == cold._name_offs
+    assert [warm.find(n) for n in sample] == cold_finds
+    for tid in range(1, len(cold) + 1, 997):
+        assert warm.type(tid) == cold.type(tid)
+    # A corrupt cache file is ignored and replaced.
+    (path,) = tmp_path.iterdir()
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x55
+    path.write_bytes(bytes(blob))
+    again = Btf.parse(raw, cache=True, cache_dir=tmp_path)
+    assert again._offs == cold._offs and [again.find(n) for n in sample] == cold_finds
+    assert Btf.parse(raw, cache=True, cache_dir=tmp_path)._name_ids == cold._name_ids
+
+
+def test_split_on_vmlinux(vmlinux: Btf, tmp_path: Path) -> None:
+    """A hand-built split blob on the real vmlinux, read back from a raw file."""
+    (task,) = vmlinux.find("task_struct", BtfKind.STRUCT)
+    (int_id,) = vmlinux.find("int", BtfKind.INT)
+    sb = BtfBuilder(start_id=len(vmlinux) + 1, str_start=vmlinux._str_end, split=True)
+    p = sb.ptr(task)
+    s = sb.struct("my_mod_struct", 16, [("task", p, 0), ("count", int_id, 64)])
+    td = sb.typedef("task_struct", task)  # shares the base's name
+    path = tmp_path / "split.btf"
+    path.write_bytes(sb.build())
+    split = load_raw_file(path, base=vmlinux)
+    assert split.start_id == len(vmlinux) + 1 and len(split) == len(vmlinux) + 3
+    assert split.type(s) == T.Struct(
+        s, "my_mod_struct", 16, (T.Member("task", p, 0), T.Member("count", int_id, 64))
+    )
+    assert split.size_of(s) == 16 and split.size_of(td) == vmlinux.size_of(task)
+    assert split.find("task_struct") == [*vmlinux.find("task_struct"), td]
+    assert split.find("my_mod_struct") == [s]
+    split.validate()
+
+
+@pytest.mark.skipif(not MODULES, reason="no module BTF in /sys/kernel/btf")
+@needs_bpftool
+@pytest.mark.parametrize("module", MODULES[:5], ids=lambda p: p.name)
+def test_module_btf(module: Path, vmlinux: Btf) -> None:
+    btf = load_kernel_btf(module, base=vmlinux)
+    assert btf.base is vmlinux and btf.start_id == len(vmlinux) + 1
+    entries = json.loads(bpftool("-j", "btf", "dump", "file", str(module)))["types"]
+    assert btf.own_count == len(entries)
+    for entry in entries:
+        tid = entry["id"]
+        assert isinstance(tid, int)
+        assert bpftool_json(btf.type(tid)) == entry
+    for tid in btf.own_ids():
+        btf.resolve(tid)
+    by_name = load_kernel_btf(module.name, cache=False)  # bare name, base loaded for it
+    assert len(by_name) == len(btf)
+
+
+def test_load_raw_file_big_and_small(vmlinux: Btf, tmp_path: Path) -> None:
+    big = tmp_path / "vmlinux.btf"
+    big.write_bytes(VMLINUX.read_bytes())  # > 1 MiB: read through a populated mmap
+    btf = load_raw_file(big, cache=False)
+    assert btf.label == str(big) and len(btf) == len(vmlinux)
+    assert btf.raw == VMLINUX.read_bytes() and isinstance(btf.raw, bytes)
+    assert btf.find("task_struct") == vmlinux.find("task_struct")
+    small_b = BtfBuilder()
+    small_b.int_("int", 4)
+    small = tmp_path / "small.btf"
+    small.write_bytes(small_b.build())
+    assert load_raw_file(small).raw == small.read_bytes()
+    with pytest.raises(BtfError, match="cannot read BTF file"):
+        load_raw_file(tmp_path / "missing.btf")
+
+
+def test_bare_module_name_missing() -> None:
+    with pytest.raises(BtfError, match="cannot read kernel BTF"):
+        load_kernel_btf("definitely_not_a_module_xyz", base=None)
+
+
+def test_no_cache_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BPFOBJ_CACHE_DIR", "off")
+    btf = load_kernel_btf()
+    assert btf._cache_path is None and len(btf) > 0
+    assert os.environ["BPFOBJ_CACHE_DIR"] == "off"
