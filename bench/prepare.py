@@ -49,9 +49,14 @@ hwm = 0
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM:"):
         hwm = int(line.split()[1]) / 1024
+again = []
+for _ in range(5):  # a long-running tool: modules imported, kernel BTF already indexed
+    a = time.perf_counter()
+    BpfObject.open(sys.argv[1]).prepare()
+    again.append((time.perf_counter() - a) * 1e3)
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t2 - t1) * 1e3,
                   "prepare_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t1) * 1e3,
-                  "rss_mb": hwm, "insns": sum(len(p.insns) for p in prepared.programs.values()),
+                  "rss_mb": hwm, "again_ms": sorted(again)[2], "insns": sum(len(p.insns) for p in prepared.programs.values()),
                   "relos": len(prepared.core_log)}))
 """
 
@@ -127,6 +132,7 @@ def main() -> int:
         ("open+prepare, warm index (ms)", med(warm, "total_ms"), lb, "<= 1.0x"),
         ("  of which open (ms)", med(warm, "open_ms"), None, ""),
         ("  of which prepare (ms)", med(warm, "prepare_ms"), None, ""),
+        ("open+prepare, again in-process (ms)", med(warm, "again_ms"), lb, ""),
         ("peak RSS, warm (MB)", med(warm, "rss_mb"), libbpf["rss_mb"] if libbpf else None,
          "<= 40 MB"),
     ]

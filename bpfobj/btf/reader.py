@@ -830,6 +830,30 @@ class Btf:
             ids = [t for t in ids if (w[offs[t - start] + 1] >> 24) & 0x1F == k]
         return ids
 
+    def find_prefix(self, prefix: str) -> list[int]:
+        """Ids (ascending, the base's first) of the types whose name starts with `prefix`
+        (not empty): a range of the sorted name index, no scan. CO-RE uses it to find the
+        ``name___flavor`` candidates of a type."""
+        if not prefix:
+            raise ValueError("find_prefix() needs a non-empty prefix")
+        out = self.base.find_prefix(prefix) if self.base is not None else []
+        nameb = prefix.encode("utf-8", "surrogateescape")
+        ids, noffs = self._name_index()
+        target = nameb[: _index.NAME_KEY]
+        key_of = self._key_of
+        j = bisect_left(noffs, target, key=key_of)
+        local = []
+        while j < len(noffs):
+            o = noffs[j]
+            if not key_of(o).startswith(target):
+                break
+            name = self._str_bytes_or_none(o)
+            if name is not None and name.startswith(nameb):
+                local.append(ids[j])
+            j += 1
+        local.sort()
+        return out + local
+
     def _lookup(self, nameb: bytes) -> list[int]:
         ids, noffs = self._name_index()
         key = _index.NAME_KEY

@@ -96,11 +96,16 @@ class TargetBtf:
 
     @classmethod
     def running_kernel(cls) -> TargetBtf:
-        from bpfobj.btf.reader import load_kernel_btf
+        """The running kernel's BTF. Shared by the whole process: it cannot change before
+        the next boot, and a tool preparing many objects should index it once."""
+        global _RUNNING
+        if _RUNNING is None:
+            from bpfobj.btf.reader import load_kernel_btf
 
-        vmlinux = load_kernel_btf()
-        return cls(vmlinux, source=f"{KERNEL_BTF_DIR}/vmlinux",
-                   module_loader=lambda: _kernel_modules(vmlinux))
+            vmlinux = load_kernel_btf()
+            _RUNNING = cls(vmlinux, source=f"{KERNEL_BTF_DIR}/vmlinux",
+                           module_loader=lambda: _kernel_modules(vmlinux))
+        return _RUNNING
 
     @classmethod
     def from_path(
@@ -132,6 +137,9 @@ class TargetBtf:
 
     def describe(self) -> str:
         return self.source
+
+
+_RUNNING: TargetBtf | None = None
 
 
 def _load_modules(vmlinux: Btf, modules: Mapping[str, str | Btf]) -> dict[str, Btf]:

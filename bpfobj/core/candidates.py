@@ -69,7 +69,7 @@ class EssentialIndex:
         self.btf = btf
         self.first_id = start_id(btf)
         self.end_id = type_count(btf)
-        self._flavored: dict[str, list[int]] | None = None
+        self._flavored_map: dict[str, list[int]] | None = None
         self._cache: dict[str, tuple[int, ...]] = {}
 
     def _names(self) -> Any:
@@ -85,8 +85,18 @@ class EssentialIndex:
         for tid in range(self.first_id, self.end_id):
             yield tid, name_of(tid)
 
-    def _flavored_names(self) -> dict[str, list[int]]:
-        if self._flavored is None:
+    def _flavored(self, essential: str) -> list[int]:
+        """Own ids named ``essential___flavor``: a prefix range of the BTF's sorted name
+        index when the reader has one, else one pass over the names (kept for later)."""
+        find_prefix = getattr(self.btf, "find_prefix", None)
+        if callable(find_prefix):
+            return [
+                tid
+                for tid in find_prefix(essential + "___")
+                if self.first_id <= tid < self.end_id
+                and essential_name_len(self.btf.name(tid)) == len(essential)
+            ]
+        if self._flavored_map is None:
             flavored: dict[str, list[int]] = {}
             for tid, name in self._names():
                 if not name or "___" not in name:
@@ -94,8 +104,8 @@ class EssentialIndex:
                 n = essential_name_len(name)
                 if n != len(name):
                     flavored.setdefault(name[:n], []).append(tid)
-            self._flavored = flavored
-        return self._flavored
+            self._flavored_map = flavored
+        return self._flavored_map.get(essential, [])
 
     def lookup(self, essential: str) -> tuple[int, ...]:
         """Ids (ascending, own types only) whose essential name is `essential`."""
@@ -112,7 +122,7 @@ class EssentialIndex:
                 essential
             ):
                 ids.add(tid)
-        ids.update(self._flavored_names().get(essential, ()))
+        ids.update(self._flavored(essential))
         result = tuple(sorted(ids))
         self._cache[essential] = result
         return result
