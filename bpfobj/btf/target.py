@@ -92,7 +92,8 @@ class TargetBtf:
         self._loader = module_loader
         # A target given by the user replaces the kernel's BTF (libbpf btf_custom_path): its
         # CO-RE candidates come from it alone unless modules are given with it explicitly.
-        self.override = module_loader is None
+        self.override = module_loader is None and not modules
+        self.skipped: dict[str, str] = {}  # module name -> why its BTF was not usable
 
     @classmethod
     def running_kernel(cls) -> TargetBtf:
@@ -115,11 +116,18 @@ class TargetBtf:
 
         p = os.fspath(path)
         vmlinux = Btf.parse(read_btf_blob(p), name=p, cache=None)
-        return cls(vmlinux, source=p, modules=_load_modules(vmlinux, modules or {}))
+        return cls._with_modules(vmlinux, p, modules or {})
 
     @classmethod
     def from_btf(cls, btf: Btf, *, modules: Mapping[str, str | Btf] | None = None) -> TargetBtf:
-        return cls(btf, source=btf.label or "<btf>", modules=_load_modules(btf, modules or {}))
+        return cls._with_modules(btf, btf.label or "<btf>", modules or {})
+
+    @classmethod
+    def _with_modules(cls, vmlinux: Btf, source: str, modules: Mapping[str, str | Btf]) -> TargetBtf:
+        skipped: dict[str, str] = {}
+        target = cls(vmlinux, source=source, modules=_load_modules(vmlinux, modules, skipped))
+        target.skipped = skipped
+        return target
 
     def modules(self) -> dict[str, Btf]:
         """Module BTFs (loaded on first use for the running kernel)."""
@@ -142,16 +150,32 @@ class TargetBtf:
 _RUNNING: TargetBtf | None = None
 
 
-def _load_modules(vmlinux: Btf, modules: Mapping[str, str | Btf]) -> dict[str, Btf]:
+def _load_modules(
+    vmlinux: Btf, modules: Mapping[str, str | Btf], skipped: dict[str, str]
+) -> dict[str, Btf]:
+    """Explicit module BTFs (a path: raw split/standalone BTF or a .ko with .BTF[.base]).
+    One that does not fit the target vmlinux is skipped with a warning naming it."""
+    from bpfobj import log
+    from bpfobj.btf.module import ModuleBtfMismatch, load_module_btf
     from bpfobj.btf.reader import Btf
 
     out: dict[str, Btf] = {}
     for name, src in modules.items():
         if isinstance(src, Btf):
             out[name] = src
-        else:
-            out[name] = Btf.parse(read_btf_blob(os.fspath(src)), base=vmlinux, name=name,
-                                  cache=None)
+            continue
+        path = os.fspath(src)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise BtfError(f"cannot read module BTF {path}: {exc.strerror or exc}",
+                           obj=path, hint="check the --module-btf path") from None
+        try:
+            out[name] = load_module_btf(data, vmlinux, name)
+        except ModuleBtfMismatch as exc:
+            log.warning("module_btf_skipped", module=name, reason=str(exc))
+            skipped[name] = str(exc)
     return out
 
 
@@ -159,6 +183,7 @@ def _kernel_modules(vmlinux: Btf) -> Iterator[tuple[str, Btf]]:
     """Module BTFs of the running kernel, split on its vmlinux. A module whose BTF cannot be
     parsed is skipped with a warning event naming it, never failing the whole prepare."""
     from bpfobj import log
+    from bpfobj.btf.module import check_base
     from bpfobj.btf.reader import load_kernel_btf
 
     try:
@@ -169,7 +194,8 @@ def _kernel_modules(vmlinux: Btf) -> Iterator[tuple[str, Btf]]:
         if name == "vmlinux":
             continue
         try:
-            yield name, load_kernel_btf(os.path.join(KERNEL_BTF_DIR, name), base=vmlinux,
-                                        cache=False)
+            btf = load_kernel_btf(os.path.join(KERNEL_BTF_DIR, name), base=vmlinux, cache=False)
+            check_base(btf, vmlinux, name)
+            yield name, btf
         except BpfObjError as exc:
             log.warning("module_btf_skipped", module=name, reason=str(exc))
