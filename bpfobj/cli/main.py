@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="module BTF, split on the target vmlinux (repeatable)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_prepare)
+
+    from bpfobj.cli import btf as btf_cli; btf_cli.register(sub)  # noqa: E702, I001
+    from bpfobj.cli import gen as gen_cli; gen_cli.register(sub)  # noqa: E702, I001
+    from bpfobj.cli import check as check_cli; check_cli.register(sub)  # noqa: E702, I001
     return parser
 
 
