@@ -315,10 +315,10 @@ class Linker:
 
     def _carry_ext_info(self, prog: ProgramSpec, out: LinkedProgram, base: int) -> None:
         """func_info/line_info of an appended (sub)program, in final instruction indices."""
-        for rec in prog.func_info:
-            out.func_info.append(attrs.evolve(rec, insn_off=rec.insn_off // 8 + base))
-        for rec in prog.line_info:
-            out.line_info.append(attrs.evolve(rec, insn_off=rec.insn_off // 8 + base))
+        for finfo in prog.func_info:
+            out.func_info.append(attrs.evolve(finfo, insn_off=finfo.insn_off // 8 + base))
+        for linfo in prog.line_info:
+            out.line_info.append(attrs.evolve(linfo, insn_off=linfo.insn_off // 8 + base))
 
     # -- data relocations (bpf_object__relocate_data) ------------------------------------
 

@@ -14,9 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import objects
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 

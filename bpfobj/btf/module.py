@@ -57,7 +57,7 @@ def remap(t: T.BtfType, fn: Callable[[int], int]) -> T.BtfType:
         return attrs.evolve(t, type=m(t.type), index_type=m(t.index_type))
     ref = getattr(t, "type", None)
     if isinstance(ref, int) and not isinstance(t, T.Unknown):
-        return attrs.evolve(t, type=m(ref))
+        return attrs.evolve(t, type=m(ref))  # type: ignore[call-arg]
     return t
 
 
@@ -217,7 +217,7 @@ def _value_refs(t: T.BtfType) -> list[int]:
 
 def _base_name_offsets(split: Btf, base_str_len: int) -> list[int]:
     """The raw name offsets of the split types that point into the base's strings."""
-    out = []
+    out: list[int] = []
     words = getattr(split, "_w", None)
     offs = getattr(split, "_offs", None)
     if words is None or offs is None:

@@ -246,16 +246,16 @@ def read_elf(data: bytes, name: str = "<memory>") -> ElfObject:
     symtab = symtabs[0]
     symbols = _read_symbols(symtab, sections, order, name)
     relocations: dict[int, tuple[Relocation, ...]] = {}
-    for sec in sections:
-        if sec.type == SHT_REL:
-            if sec.info >= len(sections) or not _needs_relocations(sections[sec.info]):
+    for rel in sections:
+        if rel.type == SHT_REL:
+            if rel.info >= len(sections) or not _needs_relocations(sections[rel.info]):
                 continue  # DWARF and BTF relocations: libbpf ignores them too
-            relocations[sec.info] = _read_relocations(sec, sections, len(symbols), order, name)
-        elif sec.type == SHT_RELA and sec.size:
+            relocations[rel.info] = _read_relocations(rel, sections, len(symbols), order, name)
+        elif rel.type == SHT_RELA and rel.size:
             raise ElfError(
                 "RELA relocations are not used by BPF objects",
                 obj=name,
-                section=sec.name,
+                section=rel.name,
                 hint="compile with clang -target bpf",
             )
     return ElfObject(
