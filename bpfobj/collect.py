@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -79,10 +80,35 @@ def open_spec(data: bytes, name: str = "<memory>", *, page_size: int | None = No
     `page_size` is the target kernel's page size (default: this host's); like libbpf, ring
     buffer sizes are rounded up to a power-of-two number of pages at open.
     """
-    elf = read_elf(data, name)
-    collector = _Collector(elf, name, hashlib.sha256(data).hexdigest())
-    collector.page_size = page_size or mmap.PAGESIZE
-    return collector.collect()
+    try:
+        elf = read_elf(data, name)
+        collector = _Collector(elf, name, hashlib.sha256(data).hexdigest())
+        collector.page_size = page_size or mmap.PAGESIZE
+        return collector.collect()
+    except BpfObjError as exc:
+        # Lower layers (instruction decoding, BTF helpers) do not always know the object;
+        # names read from a corrupt object may hold control characters: keep one line.
+        _printable_error(exc.with_context(obj=name))
+        raise
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _printable_error(exc: BpfObjError) -> None:
+    """Escape non-printable characters (a newline in a section name ...) in `exc`'s text."""
+    exc.message = _printable(exc.message)
+    exc.args = (exc.message, *exc.args[1:])
+    for key in ("obj", "section", "program", "type", "hint"):
+        value = getattr(exc, key)
+        if isinstance(value, str):
+            setattr(exc, key, _printable(value))
+    for key, value in exc.extra.items():
+        if isinstance(value, str):
+            exc.extra[key] = _printable(value)
 
 
 class _Collector:
@@ -95,6 +121,8 @@ class _Collector:
         self.btf_ext: BtfExt | None = None
         self.text_shndx = -1
         self.page_size = mmap.PAGESIZE
+        self._var_syms: dict[str, Symbol] | None = None
+        self._extern_secs: dict[int, str] | None = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -181,29 +209,32 @@ class _Collector:
                 continue
             if sec.name == ".text":
                 self.text_shndx = sec.index
+        funcs: dict[int, list[Symbol]] = {}  # section index -> its FUNC symbols, in order
+        for sym in elf.symbols:
+            if sym.type == STT_FUNC:
+                funcs.setdefault(sym.shndx, []).append(sym)
         for sec in elf.sections:
             if sec.type != SHT_PROGBITS or not sec.flags & SHF_EXECINSTR or not sec.size:
                 continue
             insns = decode(sec.data, elf.byteorder, section=sec.name)
-            relos = elf.relocations.get(sec.index, ())
+            relos = _ByOffset(elf.relocations.get(sec.index, ()), "offset")
             ext_sec = self._ext_records(sec.name)
-            for sym in elf.symbols:
-                if sym.shndx != sec.index or sym.type != STT_FUNC:
-                    continue
+            for sym in funcs.get(sec.index, ()):
                 found.append(
                     self._program(sec, sym, insns, relos, ext_sec, license, kern_version)
                 )
         found.sort(key=lambda p: (p.section_index, p.section_offset))
         return found
 
-    def _ext_records(self, section: str) -> tuple[list[Any], list[Any], list[Any]]:
+    def _ext_records(self, section: str) -> tuple[_ByOffset, _ByOffset, _ByOffset]:
         ext = self.btf_ext
         if ext is None:
-            return [], [], []
+            empty = _ByOffset((), "insn_off")
+            return empty, empty, empty
         return (
-            list(ext.func_info.get(section, ())),
-            list(ext.line_info.get(section, ())),
-            list(ext.core_relos.get(section, ())),
+            _ByOffset(ext.func_info.get(section, ()), "insn_off"),
+            _ByOffset(ext.line_info.get(section, ()), "insn_off"),
+            _ByOffset(ext.core_relos.get(section, ()), "insn_off"),
         )
 
     def _program(
@@ -211,8 +242,8 @@ class _Collector:
         sec: Section,
         sym: Symbol,
         insns: list[Any],
-        relos: Iterable[Any],
-        ext_sec: tuple[list[Any], list[Any], list[Any]],
+        relos: _ByOffset,
+        ext_sec: tuple[_ByOffset, _ByOffset, _ByOffset],
         license: str,
         kern_version: int,
     ) -> ProgramSpec:
@@ -235,14 +266,10 @@ class _Collector:
         first, count = start // 8, size // 8
         ps = parse_section(sec.name) if not is_subprog else None
         func_info, line_info, core_relos = (
-            [_rebase(r, start) for r in records if start <= r.insn_off < start + size]
+            [_rebase(r, start) for r in records.within(start, start + size)]
             for records in ext_sec
         )
-        prog_relos = [
-            self._elf_reloc(r, start)
-            for r in relos
-            if start <= r.offset < start + size
-        ]
+        prog_relos = [self._elf_reloc(r, start) for r in relos.within(start, start + size)]
         is_global = sym.bind != STB_LOCAL
         # libbpf forgets the "?" (no autoload) once it has read it: the section name is the rest.
         section = sec.name[1:] if sec.name.startswith("?") else sec.name
@@ -315,7 +342,7 @@ class _Collector:
         if not datasecs:
             raise self.error("BTF has no DATASEC '.maps'", section=".maps")
         maps: list[MapSpec] = []
-        extents: list[tuple[MapSpec, int, int]] = []  # map, offset, size of its variable
+        extents: list[tuple[MapSpec, int, int, int]] = []  # map, offset, size, definition
         for vi, _linkage in self._datasec_vars(datasecs[0], sec):
             var = btf.type(vi.type)
             if var.kind != BtfKind.VAR:
@@ -353,7 +380,7 @@ class _Collector:
             m.section_index = sec.index
             m.section_offset = vi.offset
             maps.append(m)
-            extents.append((m, vi.offset, vi.size))
+            extents.append((m, vi.offset, vi.size, def_id))
         self._map_values(sec, extents)
         return maps
 
@@ -525,24 +552,26 @@ class _Collector:
             )
         m.inner = self._parse_map_def(f"{m.name}.inner", target, inner=True)
 
-    def _map_values(self, sec: Section, extents: list[tuple[MapSpec, int, int]]) -> None:
+    def _map_values(self, sec: Section, extents: list[tuple[MapSpec, int, int, int]]) -> None:
         """Initial prog-array / map-in-map slots from the relocations in .rel.maps
         (libbpf bpf_object__collect_map_relos)."""
         btf = self.btf
         assert btf is not None
         for r in self.elf.relocations.get(sec.index, ()):
             sym = self.elf.symbols[r.symbol]
-            owner = None
-            for m, offset, size in extents:
+            owner, def_id = None, 0
+            for m, offset, size, struct_id in extents:
                 if offset <= r.offset and r.offset + 8 <= offset + size:
-                    owner = m
+                    owner, def_id = m, struct_id
                     break
             if owner is None:
                 raise self.error(
                     f".maps relocation at offset {r.offset} to {sym.name!r} is outside every map",
                     section=".maps",
                 )
-            st = btf.type(self._skip_mods(self._map_var_type(owner)))
+            # The definition of this map's own VAR (libbpf: map->btf_var_idx), not the
+            # first VAR with its name: a corrupt object may have several.
+            st = btf.type(def_id)
             last = st.members[-1]  # type: ignore[attr-defined]
             if last.name != "values":
                 raise self.error(
@@ -568,14 +597,6 @@ class _Collector:
                     section=".maps",
                 )
             owner.values[moff // 8] = sym.name
-
-    def _map_var_type(self, m: MapSpec) -> int:
-        btf = self.btf
-        assert btf is not None
-        for vid in btf.find(m.name):
-            if btf.kind(vid) == BtfKind.VAR:
-                return int(btf.type(vid).type)  # type: ignore[attr-defined]
-        raise self.error(f"map {m.name!r} has no BTF VAR", section=".maps")
 
     # -- data sections -------------------------------------------------------------------
 
@@ -654,11 +675,13 @@ class _Collector:
         return out
 
     def _var_symbol(self, name: str) -> Symbol | None:
-        """libbpf find_elf_var_sym(): the global OBJECT symbol of a variable."""
-        for sym in self.elf.symbols:
-            if sym.name == name and sym.type == 1 and sym.bind in (STB_GLOBAL, STB_WEAK):
-                return sym
-        return None
+        """libbpf find_elf_var_sym(): the first global OBJECT symbol of a variable."""
+        if self._var_syms is None:
+            self._var_syms = {}
+            for sym in self.elf.symbols:
+                if sym.type == 1 and sym.bind in (STB_GLOBAL, STB_WEAK):
+                    self._var_syms.setdefault(sym.name, sym)
+        return self._var_syms.get(name)
 
     # -- externs and .kconfig ------------------------------------------------------------
 
@@ -723,6 +746,13 @@ class _Collector:
                 raise self.error(f"extern function {sym.name!r} cannot be __kconfig", section=".kconfig")
             var_type = t.type  # type: ignore[attr-defined]
             size = btf.size_of(var_type)
+            if size <= 0:
+                raise self.error(
+                    f"__kconfig extern {sym.name!r} has size {size}",
+                    section=".kconfig",
+                    type=f"[{var_type}]",
+                    hint="the BTF is corrupt; rebuild the object",
+                )
             kcfg_type, signed = self._kcfg_type(var_type)
             if kcfg_type is None:
                 raise self.error(
@@ -730,6 +760,14 @@ class _Collector:
                     section=".kconfig",
                     type=f"[{var_type}]",
                     hint="use bool, char, char[N], an integer type, or enum libbpf_tristate",
+                )
+            align = align_of(btf, var_type)
+            if align <= 0:
+                raise self.error(
+                    f"cannot determine the alignment of __kconfig extern {sym.name!r}",
+                    section=".kconfig",
+                    type=f"[{var_type}]",
+                    hint="the BTF is corrupt; rebuild the object",
                 )
             return Extern(
                 name=sym.name,
@@ -740,7 +778,7 @@ class _Collector:
                 type_id=var_type,
                 kcfg_type=kcfg_type,
                 kcfg_size=size,
-                kcfg_align=align_of(btf, var_type),
+                kcfg_align=align,
                 kcfg_signed=signed,
             )
         if sec_name == ".ksyms":
@@ -762,13 +800,14 @@ class _Collector:
     def _datasec_of(self, type_id: int) -> str:
         btf = self.btf
         assert btf is not None
-        for name in (".kconfig", ".ksyms"):
-            for ds in btf.find(name):
-                if btf.kind(ds) != BtfKind.DATASEC:
-                    continue
-                if any(vi.type == type_id for vi in btf.type(ds).vars):  # type: ignore[attr-defined]
-                    return name
-        return "(none)"
+        if self._extern_secs is None:
+            self._extern_secs = {}
+            for name in (".kconfig", ".ksyms"):
+                for ds in btf.find(name):
+                    if btf.kind(ds) == BtfKind.DATASEC:
+                        for vi in btf.type(ds).vars:  # type: ignore[attr-defined]
+                            self._extern_secs.setdefault(vi.type, name)
+        return self._extern_secs.get(type_id, "(none)")
 
     def _kcfg_type(self, type_id: int) -> tuple[KconfigType | None, bool]:
         """libbpf find_kcfg_type()."""
@@ -852,6 +891,22 @@ class _Collector:
                 )
             )
         return sorted(maps, key=lambda m: m.section_offset)
+
+
+class _ByOffset:
+    """A section's relocations or .BTF.ext records sorted by byte offset (attribute
+    `field`), so that each program takes its share by bisection, not by a scan of all."""
+
+    def __init__(self, items: Sequence[Any], field: str) -> None:
+        self.items = items
+        offsets = [getattr(item, field) for item in items]
+        self.order = sorted(range(len(items)), key=offsets.__getitem__)
+        self.keys = [offsets[i] for i in self.order]
+
+    def within(self, start: int, end: int) -> list[Any]:
+        """The items with start <= offset < end, in their original order."""
+        picked = self.order[bisect_left(self.keys, start) : bisect_left(self.keys, end)]
+        return [self.items[i] for i in sorted(picked)]
 
 
 def _data_kind(sec: Section) -> MapKind | None:

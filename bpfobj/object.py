@@ -2,9 +2,16 @@
 
     with BpfObject.open("probe.bpf.o") as obj:   # phase 1: open (no kernel)
         obj.spec.programs                          # pure data
+        obj.rodata.target_pid = 42                 # initial value of a const volatile
+        obj.load()                                 # prepare + create_maps + load
+        obj.programs["handle"].fd, obj.maps["counts"][1]
+        obj.bss.counter                            # globals through the mmap-ed map
 
-Later phases (prepare, create_maps, load) build on the spec; calling a later phase runs the
-missing earlier ones, as libbpf does.
+Calling a later phase runs the missing earlier ones, as libbpf does; a phase called again
+or out of order raises `PhaseError`. The object owns every fd it created: `close()` (or
+leaving the ``with`` block) closes them all, and a failed load closes what it opened.
+The offline phases (open, prepare) run inside `bpfobj.sys.offline()`: any bpf(2) call
+they made would be refused.
 """
 
 from __future__ import annotations
@@ -13,9 +20,10 @@ import enum
 import hashlib
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bpfobj.errors import BpfObjError, InternalError, PhaseError
+from bpfobj.errors import BpfObjError, InternalError, PhaseError, SpecError
+from bpfobj.sys.guard import offline
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -24,8 +32,12 @@ if TYPE_CHECKING:
     from bpfobj.btf.target import TargetBtf
     from bpfobj.core.record import CoreRecord
     from bpfobj.insn import Instruction
+    from bpfobj.kernel.features import Features
+    from bpfobj.maps import Backing, Globals, Map
     from bpfobj.prepare import PreparedObject
+    from bpfobj.programs import Program
     from bpfobj.spec import ObjectSpec
+    from bpfobj.sys.syscall import Fd
 
     T = TypeVar("T")
 
@@ -56,6 +68,21 @@ def _guarded(work: Callable[[], T], spec: ObjectSpec, data: bytes) -> T:
         ) from exc
 
 
+V = TypeVar("V")
+
+
+class _Named(dict[str, V]):
+    """name -> loaded object; a missing name says which exist."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def __missing__(self, key: str) -> V:
+        raise KeyError(f"no {self.what} named {key!r}; {self.what}s are: "
+                       f"{', '.join(self) or '(none)'}")
+
+
 class Phase(enum.IntEnum):
     OPENED = 1
     PREPARED = 2
@@ -69,7 +96,8 @@ def guarded_open(data: bytes, name: str, page_size: int | None = None) -> Object
     from bpfobj.collect import open_spec
 
     try:
-        return open_spec(data, name, page_size=page_size)
+        with offline("open phase"):
+            return open_spec(data, name, page_size=page_size)
     except BpfObjError:
         raise
     except RecursionError as exc:
@@ -95,6 +123,13 @@ class BpfObject:
         self.path = path
         self.phase = Phase.OPENED
         self._prepared: PreparedObject | None = None
+        self._features: Features | None = None
+        self._btf_fd: Fd | None = None
+        self._maps: _Named[Map] = _Named("map")
+        self._programs: _Named[Program] = _Named("program")
+        self._initial: dict[str, bytearray] = {}  # edited data sections, before create_maps
+        self._globals: dict[str, Globals] = {}
+        self._symbols: dict[int, dict[str, int]] | None = None
 
     @classmethod
     def open(
@@ -158,6 +193,9 @@ class BpfObject:
         from bpfobj.prepare import prepare
 
         self._check_open()
+        if self.phase >= Phase.MAPS_CREATED:
+            raise PhaseError("prepare() after the maps were created", obj=self.name,
+                             hint="open the object again to prepare it for another target")
         target: TargetBtf | None
         if isinstance(btf, TargetBtf):
             target = btf
@@ -172,7 +210,12 @@ class BpfObject:
             target = TargetBtf.from_path(btf, modules=module_btf)
         else:
             target = TargetBtf.from_btf(btf, modules=module_btf)
-        self._prepared = _guarded(lambda: prepare(self._spec, target), self._spec, self._data)
+
+        def run() -> PreparedObject:
+            with offline("prepare phase"):
+                return prepare(self._spec, target)
+
+        self._prepared = _guarded(run, self._spec, self._data)
         self.phase = Phase.PREPARED
         return self._prepared
 
@@ -224,7 +267,213 @@ class BpfObject:
             out.append(disassemble_section(sec.name, sec.data, elf.byteorder, symbols))
         return "".join(out)
 
+    # -- phase 3: create_maps -----------------------------------------------------------
+
+    @property
+    def features(self) -> Features:
+        """The running kernel's features (probed once per boot, see bpfobj.kernel.features)."""
+        if self._features is None:
+            from bpfobj.kernel.features import bump_memlock_rlimit, probe
+
+            self._features = probe()
+            bump_memlock_rlimit(self._features)
+        return self._features
+
+    def create_maps(self, *, pin_root: str | None = None,
+                    kconfig: str | None = None) -> Mapping[str, Map]:
+        """Create every map (runs prepare first when needed): BTF-typed when the kernel
+        takes the object's BTF, data sections filled (with the values set through
+        `rodata`/`data`/`bss`), .rodata/.kconfig frozen, pinned maps reused.
+
+        `pin_root`: directory of LIBBPF_PIN_BY_NAME pins (default /sys/fs/bpf);
+        `kconfig`: extra kernel config lines for __kconfig externs.
+        """
+        from bpfobj import loader
+        from bpfobj.sys import bpffs
+
+        self._check_open()
+        if self.phase >= Phase.MAPS_CREATED:
+            raise PhaseError("the maps are already created", obj=self.name)
+        prepared = self.prepared
+        loader.check_byteorder(self._spec)
+        features = self.features
+
+        def run() -> dict[str, Map]:
+            btf_fd = loader.load_object_btf(self._spec, self._data, features)
+            try:
+                maps = loader.create_maps(
+                    prepared, features, btf_fd=btf_fd, pin_root=pin_root or bpffs.DEFAULT_ROOT,
+                    initial={k: bytes(v) for k, v in self._initial.items()}, kconfig=kconfig,
+                )
+            except BaseException:
+                if btf_fd is not None:
+                    btf_fd.close()
+                raise
+            self._btf_fd = btf_fd
+            return maps
+
+        # The edited initial images stay: a failed load() closes the maps, and the next
+        # create_maps() starts from them again.
+        self._maps.update(_guarded(run, self._spec, self._data))
+        self.phase = Phase.MAPS_CREATED
+        return self._maps
+
+    @property
+    def maps(self) -> Mapping[str, Map]:
+        """name -> `Map`, once the maps are created (create_maps() or load())."""
+        self._check_open()
+        if self.phase < Phase.MAPS_CREATED:
+            raise PhaseError("the maps do not exist yet", obj=self.name,
+                             hint="call create_maps() or load() first")
+        return self._maps
+
+    # -- phase 4: load --------------------------------------------------------------------
+
+    def load(self, *, log_level: int = 0, pin_root: str | None = None,
+             kconfig: str | None = None) -> Mapping[str, Program]:
+        """Load every program (running prepare and create_maps first when needed).
+
+        A rejected program raises `VerifierError` (the verifier log, the failing
+        instruction and its C source line); everything this call created is closed then.
+        `log_level` > 0 keeps the verifier log of successful loads in `Program.log`.
+        """
+        from bpfobj import loader
+
+        self._check_open()
+        if self.phase >= Phase.LOADED:
+            raise PhaseError("the object is already loaded", obj=self.name)
+        if self.phase < Phase.MAPS_CREATED:
+            self.create_maps(pin_root=pin_root, kconfig=kconfig)
+        assert self._prepared is not None
+        prepared, features = self._prepared, self.features
+        try:
+            programs = _guarded(
+                lambda: loader.load(prepared, self._maps, features, btf_fd=self._btf_fd,
+                                    log_level=log_level),
+                self._spec, self._data,
+            )
+        except BaseException:
+            self._release()  # like libbpf's bpf_object_unload(): maps go too
+            self.phase = Phase.PREPARED
+            raise
+        self._programs.update(programs)
+        self.phase = Phase.LOADED
+        return self._programs
+
+    @property
+    def programs(self) -> Mapping[str, Program]:
+        """name -> `Program`, once loaded."""
+        self._check_open()
+        if self.phase < Phase.LOADED:
+            raise PhaseError("the programs are not loaded yet", obj=self.name,
+                             hint="call load() first")
+        return self._programs
+
+    # -- globals ---------------------------------------------------------------------------
+
+    @property
+    def bss(self) -> Globals:
+        """The variables of .bss (``obj.bss.counter``)."""
+        return self.section(".bss")
+
+    @property
+    def data(self) -> Globals:
+        """The variables of .data."""
+        return self.section(".data")
+
+    @property
+    def rodata(self) -> Globals:
+        """The variables of .rodata: writable until the maps are created (then frozen)."""
+        return self.section(".rodata")
+
+    @property
+    def kconfig(self) -> Globals:
+        """The __kconfig externs' values (read-only; set by the loader)."""
+        return self.section(".kconfig")
+
+    def section(self, name: str) -> Globals:
+        """The variables of data section `name` (``.data.custom``, ``.rodata.cfg``, ...)."""
+        from bpfobj.maps import Globals
+
+        self._check_open()
+        view = self._globals.get(name)
+        if view is None:
+            m = self._spec.maps.get(name)
+            if m is None or not m.is_internal:
+                sections = [k for k, v in self._spec.maps.items() if v.is_internal]
+                raise SpecError(f"the object has no data section {name!r}", obj=self.name,
+                                hint=f"data sections are: {', '.join(sections) or '(none)'}")
+            view = Globals(name, self._section_vars(name), self._spec.btf,
+                           lambda: self._backing(name))
+            self._globals[name] = view
+        return view
+
+    def _section_vars(self, name: str) -> dict[str, Any]:
+        from bpfobj.maps import GlobalVar, datasec_vars
+        from bpfobj.spec import ExternKind, MapKind
+
+        m = self._spec.maps[name]
+        btf = self._spec.btf
+        if m.kind is MapKind.KCONFIG:
+            out = {}
+            for e in self._spec.externs:
+                if e.kind is ExternKind.KCONFIG:
+                    tid = int(getattr(btf.type(e.btf_id), "type", 0)) if btf else 0
+                    out[e.name] = GlobalVar(e.name, e.kcfg_offset, e.kcfg_size, tid)
+            return out
+        if self._symbols is None:
+            from bpfobj.elf.reader import read_elf
+
+            self._symbols = {}
+            for sym in read_elf(self._data, self.name).symbols:
+                if sym.type == 1 and sym.name:  # STT_OBJECT
+                    self._symbols.setdefault(sym.shndx, {})[sym.name] = sym.value
+        return dict(datasec_vars(btf, m.value_type_id, self._symbols.get(m.section_index, {})))
+
+    def _backing(self, name: str) -> Backing:
+        from bpfobj.maps import BufferBacking, MapBacking
+        from bpfobj.spec import MapKind
+
+        self._check_open()
+        m = self._spec.maps[name]
+        if self.phase >= Phase.MAPS_CREATED and name in self._maps:
+            mp = self._maps[name]
+            readonly = None
+            if mp.frozen or m.kind in (MapKind.RODATA, MapKind.KCONFIG):
+                readonly = (f"{name} is frozen (read-only from user space) once the maps are "
+                            "created")
+            return MapBacking(mp, readonly)
+        if m.kind is MapKind.KCONFIG:
+            from bpfobj.kernel.kconfig import kconfig_data
+
+            buf = self._initial.get(name)
+            if buf is None:
+                buf = bytearray(kconfig_data(self._spec.externs, m.value_size,
+                                             features=self.features))
+            backing = BufferBacking(buf)
+            backing.readonly = ".kconfig values come from the kernel config"
+            return backing
+        buf = self._initial.get(name)
+        if buf is None:
+            buf = self._initial[name] = bytearray((m.data or b"").ljust(m.value_size, b"\0"))
+        return BufferBacking(buf)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def _release(self) -> None:
+        for prog in self._programs.values():
+            prog.close()
+        for mp in self._maps.values():
+            mp.close()
+        self._programs.clear()
+        self._maps.clear()
+        if self._btf_fd is not None:
+            self._btf_fd.close()
+            self._btf_fd = None
+
     def close(self) -> None:
+        """Close every program, map and BTF fd of the object (pins stay)."""
+        self._release()
         self.phase = Phase.CLOSED
 
     def __enter__(self) -> BpfObject:
