@@ -26,13 +26,14 @@ from bpfobj.errors import BpfObjError, InternalError, PhaseError, SpecError
 from bpfobj.sys.guard import offline
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from bpfobj.btf.reader import Btf
     from bpfobj.btf.target import TargetBtf
     from bpfobj.core.record import CoreRecord
     from bpfobj.insn import Instruction
     from bpfobj.kernel.features import Features
+    from bpfobj.links import Link
     from bpfobj.maps import Backing, Globals, Map
     from bpfobj.prepare import PreparedObject
     from bpfobj.programs import Program
@@ -123,6 +124,7 @@ class BpfObject:
         self.path = path
         self.phase = Phase.OPENED
         self._prepared: PreparedObject | None = None
+        self._links: list[Link] = []
         self._features: Features | None = None
         self._btf_fd: Fd | None = None
         self._maps: _Named[Map] = _Named("map")
@@ -458,9 +460,25 @@ class BpfObject:
             buf = self._initial[name] = bytearray((m.data or b"").ljust(m.value_size, b"\0"))
         return BufferBacking(buf)
 
+    # -- attach --------------------------------------------------------------------------
+
+    def attach_all(self, *, skip: Sequence[str] = ()) -> list[Link]:
+        """Load if needed, then attach every autoload program whose section names its
+        target (like a libbpf skeleton's attach). The links are closed with the object."""
+        from bpfobj.attach import attach_all
+
+        if self.phase < Phase.LOADED:
+            self.load()
+        links = attach_all(self, skip=skip)
+        self._links.extend(links)
+        return links
+
     # -- closing ---------------------------------------------------------------------------
 
     def _release(self) -> None:
+        for link in reversed(self._links):
+            link.close()
+        self._links.clear()
         for prog in self._programs.values():
             prog.close()
         for mp in self._maps.values():

@@ -22,6 +22,7 @@ _ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h), seen b
 
 if TYPE_CHECKING:
     from bpfobj.insn import Instruction
+    from bpfobj.links import Link
     from bpfobj.prepare import PreparedProgram
     from bpfobj.spec import ProgramSpec
     from bpfobj.uapi import AttachType
@@ -58,6 +59,14 @@ class Program:
         self.obj = obj
         self.pin_path: str | None = None
         self._fd = fd
+
+    def attach(self, **opts: Any) -> Link:
+        """Attach as the section name says (``tp/sched/sched_process_exec`` ...); `opts`
+        override the target or pass what the section cannot say (``dev=``, ``cgroup=``,
+        ``pid=``, ``binary=``, ``cookie=`` ...). Returns a `Link`, a context manager."""
+        from bpfobj.attach import attach
+
+        return attach(self, **opts)
 
     @property
     def fd(self) -> int:
