@@ -74,6 +74,7 @@ MAP_IN_MAP_TYPES = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
 # once; bpfobj starts small and grows on ENOSPC up to that.
 LOG_BUF_START = 64 * 1024
 LOG_BUF_MAX = 16 * 1024 * 1024
+CORE_RELO_REC_SIZE = 16  # struct bpf_core_relo
 FUNC_INFO_REC_SIZE = 8  # struct bpf_func_info
 LINE_INFO_REC_SIZE = 16  # struct bpf_line_info
 
@@ -454,6 +455,30 @@ def find_attach_btf_id(target: str, attach_type: AttachType | None,
     )
 
 
+def _kernel_core_relos(pp: PreparedProgram, btf_fd: Fd | None, features: Features,
+                       order: str, obj: str) -> dict[str, Any]:
+    """PROG_LOAD's core_relos for in-kernel CO-RE: struct bpf_core_relo {insn_off,
+    type_id, access_str_off, kind} (linux/bpf.h), against the object BTF loaded as
+    prog_btf_fd."""
+    if not features.core_relos:
+        raise NotSupportedError(
+            "this kernel cannot apply CO-RE relocations itself (needs Linux 5.17+)",
+            obj=obj, program=pp.name,
+            hint="prepare with core='user' (the default) to relocate in bpfobj",
+        )
+    if btf_fd is None:
+        raise NotSupportedError(
+            "in-kernel CO-RE needs the object's BTF loaded into the kernel",
+            obj=obj, program=pp.name, hint="the kernel rejected the object's BTF; see the log",
+        )
+    packed = b"".join(
+        struct.pack(order + "IIII", r.insn_off, r.type_id, r.access_str_off, int(r.kind))
+        for r in pp.kernel_core_relos
+    )
+    return dict(core_relos=packed, core_relo_rec_size=CORE_RELO_REC_SIZE,
+                core_relo_cnt=len(pp.kernel_core_relos))
+
+
 def _ext_info(records: Sequence[Any], kind: str, order: str) -> bytes:
     if kind == "func":
         return b"".join(struct.pack(f"{order}II", r.insn_off, r.type_id) for r in records)
@@ -573,6 +598,8 @@ def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
             line_info=_ext_info(pp.line_info, "line", order),
             line_info_rec_size=LINE_INFO_REC_SIZE, line_info_cnt=len(pp.line_info),
         )
+    if pp.kernel_core_relos:
+        ext.update(_kernel_core_relos(pp, btf_fd, features, order, obj))
     code = encode(insns, sys.byteorder)
     license = ps.license or "GPL"
 

@@ -184,12 +184,15 @@ class BpfObject:
         btf: str | os.PathLike[str] | Btf | TargetBtf | None = None,
         *,
         module_btf: Mapping[str, str | Btf] | None = None,
+        core: str = "user",
     ) -> PreparedObject:
         """Link and relocate every autoloaded program for a target kernel. No bpf(2).
 
         `btf`: None for the running kernel (/sys/kernel/btf/vmlinux and its modules), a
         path (raw BTF, ELF with .BTF, btfhub .btf.tar.xz), a parsed `Btf`, or a `TargetBtf`.
         `module_btf`: module name -> path or `Btf`, split on the target vmlinux.
+        `core`: "user" (default) relocates CO-RE here like libbpf; "kernel" leaves it to
+        the kernel at load time (PROG_LOAD core_relos, Linux 5.17+).
         """
         from bpfobj.btf.target import TargetBtf
         from bpfobj.prepare import prepare
@@ -215,7 +218,7 @@ class BpfObject:
 
         def run() -> PreparedObject:
             with offline("prepare phase"):
-                return prepare(self._spec, target)
+                return prepare(self._spec, target, core=core)
 
         self._prepared = _guarded(run, self._spec, self._data)
         self.phase = Phase.PREPARED

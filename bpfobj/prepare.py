@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from bpfobj.errors import BpfObjError, CoreError, LinkError
+from bpfobj.errors import BpfObjError, LinkError
 from bpfobj.insn import Instruction
 from bpfobj.linker import ExternRef, Linker, MapRef, ResolvedExtern
 from bpfobj.spec import Extern, ExternKind, MapSpec, ObjectSpec, ProgramSpec
 from bpfobj.uapi import BtfKind
 
 if TYPE_CHECKING:
+    from bpfobj.btf.ext import CoreRelo
     from bpfobj.btf.target import TargetBtf
     from bpfobj.core.record import CoreRecord
 
@@ -39,6 +40,9 @@ class PreparedProgram:
     line_info: list[Any] = attrs.field(factory=list, repr=False)
     core_log: list[CoreRecord] = attrs.field(factory=list, repr=False)
     layout: list[tuple[str, int]] = attrs.field(factory=list, repr=False)
+    # In-kernel CO-RE (prepare(core="kernel")): the relocations PROG_LOAD hands to the
+    # kernel, with insn_off in bytes of the final program; the instructions stay unpatched.
+    kernel_core_relos: list[CoreRelo] = attrs.field(factory=list, repr=False)
 
     def to_bytes(self, byteorder: str) -> bytes:
         from bpfobj.insn import encode
@@ -54,6 +58,7 @@ class PreparedObject:
     core_log: list[CoreRecord] = attrs.field(repr=False)
     externs: list[ResolvedExtern] = attrs.field(factory=list, repr=False)
     target: str = ""
+    core_mode: str = "user"
 
     def insns(self, name: str) -> list[Instruction]:
         try:
@@ -136,12 +141,17 @@ def prepare(
     target: TargetBtf | None,
     *,
     programs: Sequence[str] | None = None,
+    core: str = "user",
 ) -> PreparedObject:
     """Link and relocate every autoloaded program of `spec` for `target`.
 
     `target` may be None for objects without CO-RE relocations or ksyms. `programs` limits
     the work to the named main programs (default: every program with autoload on).
+    `core`: "user" applies CO-RE relocations here, as libbpf does; "kernel" leaves the
+    instructions as compiled and hands the relocations to the kernel at load (5.17+).
     """
+    if core not in ("user", "kernel"):
+        raise LinkError(f"core={core!r}: use 'user' or 'kernel'", obj=spec.name)
     from bpfobj.core.engine import CoreEngine
 
     linker = Linker(spec)
@@ -155,7 +165,7 @@ def prepare(
     core_by_prog: dict[str, list[CoreRecord]] = {}
     for prog in (*selected, *spec.subprograms.values()):
         insns = list(prog.instructions)
-        core_by_prog[prog.name] = engine.apply(prog, insns)
+        core_by_prog[prog.name] = engine.apply(prog, insns) if core == "user" else []
         patched[prog.name] = insns
     resolved = resolve_externs(spec, target)
     prepared: dict[str, PreparedProgram] = {}
@@ -168,9 +178,16 @@ def prepare(
         # CO-RE records move with their code: each appended subprogram's records get the
         # instruction index they have in this program.
         records: list[CoreRecord] = []
+        kernel_relos: list[CoreRelo] = []
+        by_name = {**spec.programs, **spec.subprograms}
         for name, base in linked.layout:
             for rec in core_by_prog.get(name, ()):
                 records.append(rec.placed(program=prog.name, insn=base + rec.insn))
+            if core == "kernel":
+                kernel_relos.extend(
+                    attrs.evolve(r, insn_off=r.insn_off + base * 8)
+                    for r in by_name[name].core_relos
+                )
         prepared[prog.name] = PreparedProgram(
             name=prog.name,
             section=prog.section,
@@ -182,6 +199,7 @@ def prepare(
             line_info=linked.line_info,
             core_log=records,
             layout=linked.layout,
+            kernel_core_relos=kernel_relos,
         )
         core_log.extend(records)
     failed = [r for r in core_log if r.outcome == "error"]
@@ -194,7 +212,5 @@ def prepare(
         core_log=core_log,
         externs=resolved,
         target=target.describe() if target is not None else "",
+        core_mode=core,
     )
-
-
-_ = CoreError  # raised through CoreRecord.as_error
