@@ -7,6 +7,7 @@
 #include <bpf/bpf_tracing.h>
 
 #define TASK_COMM_LEN 16
+#define FILENAME_LEN 128
 
 struct event {
 	__u32 pid;
@@ -14,7 +15,12 @@ struct event {
 	__u32 uid;
 	__s32 retval;
 	char comm[TASK_COMM_LEN];
+	char filename[FILENAME_LEN];
 };
+
+/* Keep struct event in the object's BTF (a local type is not emitted otherwise): user space
+ * decodes the ring buffer's records through it (bpfobj run, RingBuffer(event_type="event")). */
+const struct event *unused_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -52,8 +58,11 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = uid;
-	e->retval = 0;
+	e->retval = 0; /* sched_process_exec only fires for an exec that succeeded */
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	/* __data_loc: the low 16 bits are the string's offset from the start of the record */
+	bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename),
+				  (void *)ctx + (ctx->__data_loc_filename & 0xFFFF));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

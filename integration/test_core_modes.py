@@ -85,6 +85,6 @@ def test_old_kernel_without_in_kernel_core_gets_a_clear_error(
     obj.prepare(core="kernel")
     old = attrs.evolve(obj.features, core_relos=False)
     monkeypatch.setattr(objmod.BpfObject, "features", property(lambda self: old))
-    with pytest.raises(NotSupportedError, match="5.17"):
+    with pytest.raises(NotSupportedError, match=r"5\.17"):
         obj.load()
     obj.close()
