@@ -154,11 +154,15 @@ class CoreEngine:
         decided[prog.name] = out
         return out
 
-    def apply(self, prog: Any, insns: MutableSequence[Any]) -> list[CoreRecord]:
+    def apply(
+        self, prog: Any, insns: MutableSequence[Any], *, stop_at_error: bool = True
+    ) -> list[CoreRecord]:
         """Patch `insns` (the program's own instructions) and return one record per relo.
 
         Stops at the first relocation libbpf would fail on: its record has outcome
         "error" and is the last one returned (raise it with `CoreRecord.as_error`).
+        With ``stop_at_error=False`` every relocation is decided and recorded (for a
+        report of all failures, as `bpfobj check` gives).
         """
         records: list[CoreRecord] = []
         from bpfobj.errors import CoreError
@@ -171,5 +175,6 @@ class CoreEngine:
                 if record is None:
                     raise
                 records.append(record)
-                break
+                if stop_at_error:
+                    break
         return records
