@@ -545,9 +545,7 @@ def load_object(obj: Any) -> Any:
     if isinstance(obj, CoreObject):
         return obj
     if not isinstance(obj, str | os.PathLike):
-        from bpfobj.object import BpfObject
-
-        return obj.spec if isinstance(obj, BpfObject) else obj  # an ObjectSpec
+        return getattr(obj, "spec", obj)  # a BpfObject's spec, or an ObjectSpec
     path = os.fspath(obj)
     try:
         with open(path, "rb") as f:
@@ -557,9 +555,13 @@ def load_object(obj: Any) -> Any:
     quick = read_core_object(data, path) if data else None
     if quick is not None:
         return quick
-    from bpfobj.object import BpfObject
+    from bpfobj.collect import open_spec
 
-    return BpfObject.open(path).spec
+    if not data:
+        from bpfobj.errors import InputError
+
+        raise InputError(f"cannot read {path}", obj=path, hint="check the path")
+    return open_spec(data, path)
 
 
 def target_for(
