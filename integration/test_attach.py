@@ -4,7 +4,7 @@ update links; attach_all.
 
 The BPF side is tests/progs/attach_{trace,tramp,kprobe,net}.c (one program per kind, one
 .bss counter per program, most filtered on the test process's tgid) and the uprobe target
-tests/progs/attach_uprobe_target.c (built with gcc). Network tests run on a veth pair
+tests/userprogs/uprobe_target.c (built with gcc). Network tests run on a veth pair
 whose peer sits in a network namespace made here; cgroup tests in a cgroup v2 directory
 made here. Kinds the kernel cannot do are skipped with the kernel feature or config
 option they need.
@@ -36,6 +36,7 @@ from bpfobj.uapi import AttachType
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = ROOT / "tests" / "progs"
+USERPROGS = ROOT / "tests" / "userprogs"  # ordinary C programs that uprobes/USDT attach to
 BIN = ROOT / "build" / "test-bin"
 PID = os.getpid()
 
@@ -106,11 +107,11 @@ def tramp_obj(bpf_build) -> Iterator[BpfObject]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def target_bin() -> Path:
-    """tests/progs/attach_uprobe_target.c built with gcc (cached by source mtime)."""
+    """tests/userprogs/uprobe_target.c built with gcc (cached by source mtime)."""
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         pytest.skip("gcc is not installed (the uprobe target binary is built with it)")
-    src = PROGS / "attach_uprobe_target.c"
+    src = USERPROGS / "uprobe_target.c"
     out = BIN / "attach_uprobe_target"
     if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
         BIN.mkdir(parents=True, exist_ok=True)
@@ -819,13 +820,13 @@ def test_lirc_needs_device(bpf_build) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def usdt_bin() -> Path:
-    """tests/progs/attach_usdt_target.c built with gcc: USDT probes bpfobj:hit."""
+    """tests/userprogs/usdt_target.c built with gcc: USDT probes bpfobj:hit."""
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         pytest.skip("gcc is not installed (the USDT target binary is built with it)")
     if os.uname().machine not in ("x86_64", "aarch64"):
         pytest.skip("the USDT target's hand-written probes are for x86_64 and arm64")
-    src = PROGS / "attach_usdt_target.c"
+    src = USERPROGS / "usdt_target.c"
     out = BIN / "attach_usdt_target"
     if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
         BIN.mkdir(parents=True, exist_ok=True)
