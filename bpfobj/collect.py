@@ -86,29 +86,9 @@ def open_spec(data: bytes, name: str = "<memory>", *, page_size: int | None = No
         collector.page_size = page_size or mmap.PAGESIZE
         return collector.collect()
     except BpfObjError as exc:
-        # Lower layers (instruction decoding, BTF helpers) do not always know the object;
-        # names read from a corrupt object may hold control characters: keep one line.
-        _printable_error(exc.with_context(obj=name))
+        # Lower layers (instruction decoding, BTF helpers) do not always know the object.
+        exc.with_context(obj=name)
         raise
-
-
-def _printable(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
-def _printable_error(exc: BpfObjError) -> None:
-    """Escape non-printable characters (a newline in a section name ...) in `exc`'s text."""
-    exc.message = _printable(exc.message)
-    exc.args = (exc.message, *exc.args[1:])
-    for key in ("obj", "section", "program", "type", "hint"):
-        value = getattr(exc, key)
-        if isinstance(value, str):
-            setattr(exc, key, _printable(value))
-    for key, value in exc.extra.items():
-        if isinstance(value, str):
-            exc.extra[key] = _printable(value)
 
 
 class _Collector:

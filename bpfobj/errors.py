@@ -96,7 +96,14 @@ class BpfObjError(Exception):
             text += f" [{where}]"
         if self.hint:
             text += f" -- {self.hint}"
+        return printable(text)
+
+
+def printable(text: str) -> str:
+    """`text` on one line: names read from a corrupt object may hold control characters."""
+    if text.isprintable():
         return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class InputError(BpfObjError):

@@ -310,8 +310,13 @@ def _foreign(*args: Any, **kwargs: Any) -> None:
     raise KeyError("boom")
 
 
+class _MultiLineError(SpecError):
+    def __str__(self) -> str:  # bypasses BpfObjError's one-line formatting on purpose
+        return "bad\nthing [object x.o]"
+
+
 def _two_lines(*args: Any, **kwargs: Any) -> None:
-    raise SpecError("bad\nthing", obj="x.o")
+    raise _MultiLineError("bad thing", obj="x.o")
 
 
 def _anonymous(*args: Any, **kwargs: Any) -> None:
@@ -497,3 +502,10 @@ def test_many_globals_open_in_time(bpf_build: Any, gen_dir: Path) -> None:
     body += f'SEC("xdp") int prog(struct xdp_md *ctx) {{ return g0 + g{n - 1}; }}\n'
     data = bpf_build(_source(gen_dir, "fuzz_many_globals.c", body)).read_bytes()
     assert run_open(data, "many_globals.o", f"{n} globals in .data") is None
+
+
+def test_error_text_is_one_line_whatever_the_names_hold() -> None:
+    err = SpecError("bad\nthing", obj="x\r.o", section="a\u2028b")
+    text = str(err)
+    assert "\n" not in text and "\r" not in text and "\u2028" not in text
+    assert "\\n" in text and "x\\r.o" in text
