@@ -185,6 +185,7 @@ class BpfObject:
         *,
         module_btf: Mapping[str, str | Btf] | None = None,
         core: str = "user",
+        programs: Sequence[str] | None = None,
     ) -> PreparedObject:
         """Link and relocate every autoloaded program for a target kernel. No bpf(2).
 
@@ -193,6 +194,7 @@ class BpfObject:
         `module_btf`: module name -> path or `Btf`, split on the target vmlinux.
         `core`: "user" (default) relocates CO-RE here like libbpf; "kernel" leaves it to
         the kernel at load time (PROG_LOAD core_relos, Linux 5.17+).
+        `programs`: prepare only these main programs (default: every autoload one).
         """
         from bpfobj.btf.target import TargetBtf
         from bpfobj.prepare import prepare
@@ -218,7 +220,7 @@ class BpfObject:
 
         def run() -> PreparedObject:
             with offline("prepare phase"):
-                return prepare(self._spec, target, core=core)
+                return prepare(self._spec, target, core=core, programs=programs)
 
         self._prepared = _guarded(run, self._spec, self._data)
         self.phase = Phase.PREPARED

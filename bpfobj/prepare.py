@@ -154,11 +154,18 @@ def prepare(
         raise LinkError(f"core={core!r}: use 'user' or 'kernel'", obj=spec.name)
     from bpfobj.core.engine import CoreEngine
 
+    if programs is not None:
+        unknown = sorted(set(programs) - set(spec.programs))
+        if unknown:
+            raise LinkError(f"no program named {', '.join(map(repr, unknown))}", obj=spec.name,
+                            hint=f"programs are: {', '.join(spec.programs)}")
+        # As if only these were autoloaded: libbpf skips the CO-RE relocations of the
+        # others, and candidate pruning depends on which relocations ran before.
+        spec = attrs.evolve(spec, programs={
+            n: attrs.evolve(p, autoload=n in programs) for n, p in spec.programs.items()
+        })
     linker = Linker(spec)
-    selected = [
-        p for p in spec.programs.values()
-        if (p.name in programs if programs is not None else p.autoload)
-    ]
+    selected = [p for p in spec.programs.values() if p.autoload]
     engine = CoreEngine(spec, target)
     # CO-RE first, on each (sub)program's own code (libbpf: bpf_object__relocate_core).
     patched: dict[str, list[Instruction]] = {}

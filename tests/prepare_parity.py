@@ -339,7 +339,8 @@ def build_harness() -> Path:
 
 
 def run_libbpf(
-    obj: Path | str, btf: Path | str | None = None, *, harness: Path | None = None
+    obj: Path | str, btf: Path | str | None = None, *, harness: Path | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Load `obj` with libbpf and return the harness's JSON.
 
@@ -351,6 +352,8 @@ def run_libbpf(
     cmd = [str(exe), str(obj)]
     if btf is not None:
         cmd += ["--btf", str(btf)]
+    if only:
+        cmd += ["--only", ",".join(only)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode not in (0, 1):
         raise ParityError(
@@ -373,7 +376,9 @@ def libbpf_failure(view: Mapping[str, Any], tail: int = 60) -> str:
 # bpfobj's side
 
 
-def run_bpfobj(obj: Path | str, btf: Path | str | None = None) -> dict[str, Any]:
+def run_bpfobj(
+    obj: Path | str, btf: Path | str | None = None, *, only: Sequence[str] = ()
+) -> dict[str, Any]:
     """``python -m bpfobj prepare OBJ --json [--btf PATH]`` (cwd = the checkout).
 
     Raises ParityError with bpfobj's stdout/stderr when it exits non-zero or prints no JSON.
@@ -381,6 +386,8 @@ def run_bpfobj(obj: Path | str, btf: Path | str | None = None) -> dict[str, Any]
     cmd = [sys.executable, "-m", "bpfobj", "prepare", str(obj), "--json"]
     if btf is not None:
         cmd += ["--btf", str(btf)]
+    for name in only:
+        cmd += ["--program", name]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise ParityError(

@@ -38,12 +38,17 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: /sys/kernel/btf/vmlinux)")
     p.add_argument("--module-btf", metavar="NAME=PATH", action="append", default=[],
                    help="module BTF, split on the target vmlinux (repeatable)")
+    p.add_argument("--program", metavar="NAME", action="append", default=None,
+                   help="prepare only this program (repeatable; default: every autoload one)")
+    p.add_argument("--core", choices=("user", "kernel"), default="user",
+                   help="apply CO-RE here (user, like libbpf) or leave it to the kernel")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_prepare)
 
     from bpfobj.cli import btf as btf_cli; btf_cli.register(sub)  # noqa: E702, I001
     from bpfobj.cli import gen as gen_cli; gen_cli.register(sub)  # noqa: E702, I001
     from bpfobj.cli import check as check_cli; check_cli.register(sub)  # noqa: E702, I001
+    from bpfobj.cli import run as run_cli; run_cli.register(sub)  # noqa: E702, I001
     return parser
 
 
@@ -58,7 +63,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             return 2
         modules[name] = path
     obj = BpfObject.open(args.object)
-    prepared = obj.prepare(args.btf, module_btf=modules or None)
+    prepared = obj.prepare(args.btf, module_btf=modules or None, core=args.core,
+                           programs=args.program)
     doc = prepared.to_json()
     if args.json:
         print(json.dumps(doc, indent=1))

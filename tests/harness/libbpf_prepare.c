@@ -52,6 +52,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <bpf/btf.h>
@@ -307,7 +308,7 @@ static void print_insns(const struct bpf_program *prog)
 int main(int argc, char **argv)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
-	const char *path = NULL, *btf = NULL;
+	const char *path = NULL, *btf = NULL, *only = NULL;
 	struct bpf_program *prog;
 	struct bpf_object *obj;
 	int i, first, err, bad = 0;
@@ -315,13 +316,15 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--btf") == 0 && i + 1 < argc)
 			btf = argv[++i];
+		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+			only = argv[++i]; /* comma-separated program names: autoload only these */
 		else if (!path && argv[i][0] != '-')
 			path = argv[i];
 		else
 			bad = 1;
 	}
 	if (!path || bad) {
-		fprintf(stderr, "usage: %s OBJ.o [--btf PATH]\n", argv[0]);
+		fprintf(stderr, "usage: %s OBJ.o [--btf PATH] [--only P1,P2]\n", argv[0]);
 		return 64;
 	}
 	libbpf_set_print(capture_print);
@@ -332,6 +335,22 @@ int main(int argc, char **argv)
 	if (err) {
 		print_error(path, btf, "open", err);
 		return 1;
+	}
+	if (only) {
+		bpf_object__for_each_program(prog, obj) {
+			const char *name = bpf_program__name(prog);
+			const char *p = only;
+			size_t n = strlen(name);
+			bool keep = false;
+
+			while (p && *p) {
+				if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == 0))
+					keep = true;
+				p = strchr(p, ',');
+				p = p ? p + 1 : NULL;
+			}
+			bpf_program__set_autoload(prog, keep);
+		}
 	}
 	err = bpf_object__load(obj);
 	if (err) {
