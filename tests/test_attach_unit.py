@@ -59,6 +59,7 @@ from bpfobj.sys.syscall import Fd
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = ROOT / "tests" / "progs"
+USERPROGS = ROOT / "tests" / "userprogs"
 UAPI = Path("/work/src/linux-source-6.12/include/uapi")
 
 
@@ -348,7 +349,7 @@ TARGET_FUNCS = ["bpfobj_uprobe_target", "bpfobj_multi_one", "bpfobj_multi_two", 
 ])
 def test_uprobe_offsets_in_test_binary(gcc: str, tmp_path: Path, flags: list[str]) -> None:
     out = tmp_path / "target"
-    src = PROGS / "attach_uprobe_target.c"
+    src = USERPROGS / "uprobe_target.c"
     subprocess.run([gcc, *flags, "-o", str(out), str(src)], check=True)
     names = [n for n in TARGET_FUNCS if not ("-shared" in flags and n == "main")]
     want = _expected_offsets(str(out), names)
@@ -816,7 +817,7 @@ def test_usdt_targets_of_test_binary(gcc: str, tmp_path: Path) -> None:
     from elftools.elf.elffile import ELFFile
 
     out = tmp_path / "usdt_target"
-    subprocess.run([gcc, "-O2", "-o", str(out), str(PROGS / "attach_usdt_target.c")],
+    subprocess.run([gcc, "-O2", "-o", str(out), str(USERPROGS / "usdt_target.c")],
                    check=True)
     with open(out, "rb") as f:
         elf = ELFFile(f)

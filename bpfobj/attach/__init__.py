@@ -48,11 +48,11 @@ syscall            misc.attach_syscall                         (never attached: 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from bpfobj.attach import cgroup, kprobe, misc, net, perf_event, tracing, uprobe, usdt
 from bpfobj.attach.common import attach_kind, sec_def, sec_name
 from bpfobj.elf.secdefs import AttachKind
 from bpfobj.errors import BpfObjError, SpecError
@@ -67,37 +67,56 @@ __all__ = ["ATTACHERS", "AUTO_TARGET", "Link", "attach", "attach_all", "auto_att
 Attacher = Callable[..., Link]
 _K = AttachKind
 
+
+class _Lazy:
+    """A function of one attach module, imported on first call: a tool attaching one
+    tracepoint need not import the netlink, USDT and uprobe machinery."""
+
+    __slots__ = ("_fn", "module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+        self._fn: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fn is None:
+            self._fn = getattr(importlib.import_module(f"bpfobj.attach.{self.module}"), self.name)
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<attach {self.module}.{self.name}>"
+
 #: AttachKind -> the function attaching programs of that kind.
 ATTACHERS: Mapping[AttachKind, Attacher] = MappingProxyType({
-    _K.KPROBE: kprobe.attach_kprobe,
-    _K.UPROBE: uprobe.attach_uprobe,
-    _K.KPROBE_MULTI: kprobe.attach_kprobe_multi,
-    _K.KPROBE_SESSION: kprobe.attach_kprobe_multi,
-    _K.UPROBE_MULTI: uprobe.attach_uprobe_multi,
-    _K.KSYSCALL: kprobe.attach_ksyscall,
-    _K.USDT: usdt.attach_usdt,
-    _K.TRACEPOINT: tracing.attach_tracepoint,
-    _K.RAW_TP: tracing.attach_raw_tp,
-    _K.TRACING: tracing.attach_trace,
-    _K.LSM: tracing.attach_lsm,
-    _K.ITER: tracing.attach_iter,
-    _K.SOCKET: net.attach_socket,
-    _K.SK_REUSEPORT: net.attach_sk_reuseport,
-    _K.TC: net.attach_tc,
-    _K.TCX: net.attach_tcx,
-    _K.NETKIT: net.attach_netkit,
-    _K.XDP: net.attach_xdp,
-    _K.PERF_EVENT: perf_event.attach_perf_event,
-    _K.LWT: net.attach_lwt,
-    _K.SOCKMAP: net.attach_sockmap,
-    _K.LIRC: misc.attach_lirc,
-    _K.FLOW_DISSECTOR: net.attach_netns,
-    _K.CGROUP: cgroup.attach_cgroup,
-    _K.LSM_CGROUP: cgroup.attach_cgroup,
-    _K.STRUCT_OPS: misc.attach_struct_ops,
-    _K.SK_LOOKUP: net.attach_netns,
-    _K.SYSCALL: misc.attach_syscall,
-    _K.NETFILTER: net.attach_netfilter,
+    _K.KPROBE: _Lazy("kprobe", "attach_kprobe"),
+    _K.UPROBE: _Lazy("uprobe", "attach_uprobe"),
+    _K.KPROBE_MULTI: _Lazy("kprobe", "attach_kprobe_multi"),
+    _K.KPROBE_SESSION: _Lazy("kprobe", "attach_kprobe_multi"),
+    _K.UPROBE_MULTI: _Lazy("uprobe", "attach_uprobe_multi"),
+    _K.KSYSCALL: _Lazy("kprobe", "attach_ksyscall"),
+    _K.USDT: _Lazy("usdt", "attach_usdt"),
+    _K.TRACEPOINT: _Lazy("tracing", "attach_tracepoint"),
+    _K.RAW_TP: _Lazy("tracing", "attach_raw_tp"),
+    _K.TRACING: _Lazy("tracing", "attach_trace"),
+    _K.LSM: _Lazy("tracing", "attach_lsm"),
+    _K.ITER: _Lazy("tracing", "attach_iter"),
+    _K.SOCKET: _Lazy("net", "attach_socket"),
+    _K.SK_REUSEPORT: _Lazy("net", "attach_sk_reuseport"),
+    _K.TC: _Lazy("net", "attach_tc"),
+    _K.TCX: _Lazy("net", "attach_tcx"),
+    _K.NETKIT: _Lazy("net", "attach_netkit"),
+    _K.XDP: _Lazy("net", "attach_xdp"),
+    _K.PERF_EVENT: _Lazy("perf_event", "attach_perf_event"),
+    _K.LWT: _Lazy("net", "attach_lwt"),
+    _K.SOCKMAP: _Lazy("net", "attach_sockmap"),
+    _K.LIRC: _Lazy("misc", "attach_lirc"),
+    _K.FLOW_DISSECTOR: _Lazy("net", "attach_netns"),
+    _K.CGROUP: _Lazy("cgroup", "attach_cgroup"),
+    _K.LSM_CGROUP: _Lazy("cgroup", "attach_cgroup"),
+    _K.STRUCT_OPS: _Lazy("misc", "attach_struct_ops"),
+    _K.SK_LOOKUP: _Lazy("net", "attach_netns"),
+    _K.SYSCALL: _Lazy("misc", "attach_syscall"),
+    _K.NETFILTER: _Lazy("net", "attach_netfilter"),
 })
 
 
@@ -113,15 +132,15 @@ def _has_target(parse: Callable[[str], object]) -> Callable[[str], bool]:
 #: where to attach (``kprobe/do_sys_open`` does, a bare ``kprobe`` does not: libbpf's
 #: attach_*() return 0 without a link then). A malformed name raises ValueError.
 AUTO_TARGET: Mapping[AttachKind, Callable[[str], bool]] = MappingProxyType({
-    _K.KPROBE: _has_target(kprobe.parse_kprobe_section),
-    _K.KSYSCALL: _has_target(kprobe.parse_ksyscall_section),
-    _K.KPROBE_MULTI: _has_target(kprobe.parse_kprobe_multi_section),
-    _K.KPROBE_SESSION: _has_target(kprobe.parse_kprobe_multi_section),
-    _K.UPROBE: _has_target(uprobe.parse_uprobe_section),
-    _K.UPROBE_MULTI: _has_target(uprobe.parse_uprobe_multi_section),
-    _K.USDT: _has_target(usdt.parse_usdt_section),
-    _K.TRACEPOINT: _has_target(tracing.parse_tracepoint_section),
-    _K.RAW_TP: _has_target(tracing.parse_raw_tp_section),
+    _K.KPROBE: _has_target(_Lazy("kprobe", "parse_kprobe_section")),
+    _K.KSYSCALL: _has_target(_Lazy("kprobe", "parse_ksyscall_section")),
+    _K.KPROBE_MULTI: _has_target(_Lazy("kprobe", "parse_kprobe_multi_section")),
+    _K.KPROBE_SESSION: _has_target(_Lazy("kprobe", "parse_kprobe_multi_section")),
+    _K.UPROBE: _has_target(_Lazy("uprobe", "parse_uprobe_section")),
+    _K.UPROBE_MULTI: _has_target(_Lazy("uprobe", "parse_uprobe_multi_section")),
+    _K.USDT: _has_target(_Lazy("usdt", "parse_usdt_section")),
+    _K.TRACEPOINT: _has_target(_Lazy("tracing", "parse_tracepoint_section")),
+    _K.RAW_TP: _has_target(_Lazy("tracing", "parse_raw_tp_section")),
     _K.TRACING: _always,
     _K.LSM: _always,
     _K.ITER: _always,
