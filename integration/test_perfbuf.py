@@ -318,8 +318,8 @@ def test_raw_samples_and_errors(obj: BpfObject) -> None:
         pb.poll(0)
 
 
-def test_no_fd_leak(obj: BpfObject) -> None:
-    from conftest import fd_count
+def test_no_fd_leak(obj: BpfObject, count_fds: Callable[[], int]) -> None:
+    fd_count = count_fds
 
     before = fd_count()
     for _ in range(3):

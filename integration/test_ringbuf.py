@@ -439,8 +439,8 @@ def test_two_rings_in_one_consumer(obj: BpfObject) -> None:
     rb.close()
 
 
-def test_poll_timeout_and_close(obj: BpfObject) -> None:
-    from conftest import fd_count
+def test_poll_timeout_and_close(obj: BpfObject, count_fds: Callable[[], int]) -> None:
+    fd_count = count_fds
 
     before = fd_count()
     rb = RingBuffer(obj.maps["rb"].fd)  # a bare fd works too
