@@ -107,13 +107,3 @@ def results_dir() -> Path | None:
     """The run's read-write results directory in a guest (None on the host)."""
     value = os.environ.get("BPFOBJ_VM_RESULTS")
     return Path(value) if value else None
-
-
-def fd_count() -> int:
-    """Open file descriptors of this process, as integration/conftest.py's ``fd_count``.
-
-    pytest imports each conftest.py outside a package as the module ``conftest``; when
-    integration/guest is collected with the rest this one is imported last, so test modules
-    that do ``from conftest import fd_count`` (test_ringbuf, test_perfbuf) get this one.
-    The `count_fds` fixture avoids the question altogether."""
-    return len(os.listdir("/proc/self/fd"))
