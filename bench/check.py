@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-import attrs
+from bpfobj import records
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,13 +75,13 @@ def make_variant(src: Btf, i: int) -> bytes:
         members, moved = [], False
         for m in t.members:
             if moved:
-                m = attrs.evolve(m, bit_offset=m.bit_offset + shift)
+                m = records.evolve(m, bit_offset=m.bit_offset + shift)
             if m.name == anchor:
                 moved = True
             if name == "task_struct" and m.name == "group_leader" and i % 7 == 0:
                 continue
             members.append(m)
-        b.set_type(tid, attrs.evolve(t, size=t.size + shift // 8, members=tuple(members)))
+        b.set_type(tid, records.evolve(t, size=t.size + shift // 8, members=tuple(members)))
     return b.encode()
 
 

@@ -55,7 +55,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
+from bpfobj import records
 
 # Imported here rather than on first use: every minimisation needs them all.
 from bpfobj.btf import types as T
@@ -122,7 +122,7 @@ class _Marks:
         self.members: dict[int, set[int]] = {}
 
 
-@attrs.frozen
+@records.frozen
 class MinBtf:
     """The result of a minimisation: raw BTF for vmlinux and each module that was used.
 
@@ -430,30 +430,30 @@ def _copy(t: T.BtfType, members: set[int] | None, ids: Mapping[int, int]) -> T.B
     if isinstance(t, T.Struct | T.Union):
         keep = members or set()
         ms = tuple(
-            attrs.evolve(mem, type=m(mem.type))
+            records.evolve(mem, type=m(mem.type))
             for i, mem in enumerate(t.members)
             if i in keep
         )
         # btf__add_field sets kind_flag only for a bitfield member
-        return attrs.evolve(t, members=ms, kind_flag=any(x.bitfield_size for x in ms))
+        return records.evolve(t, members=ms, kind_flag=any(x.bitfield_size for x in ms))
     if isinstance(t, T.FuncProto):
-        return attrs.evolve(
+        return records.evolve(
             t,
             return_type=m(t.return_type),
             params=tuple(T.Param(p.name, m(p.type)) for p in t.params),
         )
     if isinstance(t, T.Array):
-        return attrs.evolve(t, type=m(t.type), index_type=m(t.index_type))
+        return records.evolve(t, type=m(t.type), index_type=m(t.index_type))
     if isinstance(t, T.Datasec):
-        return attrs.evolve(
-            t, vars=tuple(attrs.evolve(v, type=m(v.type)) for v in t.vars)
+        return records.evolve(
+            t, vars=tuple(records.evolve(v, type=m(v.type)) for v in t.vars)
         )
     if isinstance(
         t,
         T.Ptr | T.Typedef | T.Volatile | T.Const | T.Restrict | T.TypeTag | T.Func | T.Var
         | T.DeclTag,
     ):
-        return attrs.evolve(t, type=m(t.type))
+        return records.evolve(t, type=m(t.type))
     return t
 
 
@@ -462,7 +462,7 @@ def _copy(t: T.BtfType, members: set[int] | None, ids: Mapping[int, int]) -> T.B
 # ---------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@records.frozen
 class _Section:
     """A code section as the CO-RE engine sees a program: bpftool's btfgen reads only
     .BTF and .BTF.ext, so one pseudo-program per section with relocations will do."""
@@ -475,7 +475,7 @@ class _Section:
     section_offset: int = 0
 
 
-@attrs.frozen
+@records.frozen
 class CoreObject:
     """What BTFGen needs of an object (duck-types `ObjectSpec` for the CO-RE engine):
     its BTF, its .BTF.ext and its code sections, read without the open phase, the way

@@ -33,8 +33,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import attrs
-
+from bpfobj import records
 from bpfobj.errors import BpfObjError
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ MODULES_DIR = "modules"
 # ---------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@records.frozen
 class KernelFiles:
     """One kernel's BTF under a tree: ``rel`` is its path relative to the tree's root."""
 
@@ -130,7 +129,7 @@ def discover(root: str | os.PathLike[str]) -> list[KernelFiles]:
     out = []
     for path, k in kernels.items():
         mods = tuple(sorted(modules.get(path, ())))
-        out.append(attrs.evolve(k, modules=mods, module_layout=layout.get(path, "")))
+        out.append(records.evolve(k, modules=mods, module_layout=layout.get(path, "")))
     return sorted(out, key=lambda k: k.rel)
 
 
@@ -146,7 +145,7 @@ def load_target(kernel: KernelFiles) -> TargetBtf:
 # ---------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@records.frozen
 class Problem:
     """One failing or poisoned relocation (or a link/extern error when ``kind`` is "")."""
 
@@ -162,10 +161,10 @@ class Problem:
         return f"{where}{what}{self.reason}"
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return records.asdict(self)
 
 
-@attrs.frozen
+@records.frozen
 class ProgramVerdict:
     """``error``: prepare fails; ``poisoned``: loads, but the verifier rejects it if a
     poisoned instruction is reachable; ``ok``: every relocation was patched."""
@@ -184,7 +183,7 @@ class ProgramVerdict:
         }
 
 
-@attrs.frozen
+@records.frozen
 class ObjectVerdict:
     """One object on one kernel. Counts are per .BTF.ext relocation."""
 
@@ -211,7 +210,7 @@ class ObjectVerdict:
         }
 
 
-@attrs.frozen
+@records.frozen
 class KernelReport:
     kernel: str
     path: str
@@ -257,10 +256,10 @@ def check_object(spec: ObjectSpec, target: TargetBtf | None, name: str | None = 
     counts = {"patched": 0, "poisoned": 0, "error": 0}
     for prog in (*selected, *spec.subprograms.values()):
         insns = list(prog.instructions)
-        records = engine.apply(prog, insns, stop_at_error=False)
-        for rec in records:
+        relos = engine.apply(prog, insns, stop_at_error=False)
+        for rec in relos:
             counts[rec.outcome] += 1
-        own[prog.name] = records
+        own[prog.name] = relos
         code[prog.name] = insns
 
     object_error: str | None = None

@@ -8,15 +8,13 @@ the same order, with the same sizes. Pure: no kernel involved.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.elf.reader import (
     SHF_EXECINSTR,
     SHN_COMMON,
@@ -82,7 +80,7 @@ def open_spec(data: bytes, name: str = "<memory>", *, page_size: int | None = No
     """
     try:
         elf = read_elf(data, name)
-        collector = _Collector(elf, name, hashlib.sha256(data).hexdigest())
+        collector = _Collector(elf, name, data)
         collector.page_size = page_size or mmap.PAGESIZE
         return collector.collect()
     except BpfObjError as exc:
@@ -92,10 +90,10 @@ def open_spec(data: bytes, name: str = "<memory>", *, page_size: int | None = No
 
 
 class _Collector:
-    def __init__(self, elf: ElfObject, name: str, sha256: str) -> None:
+    def __init__(self, elf: ElfObject, name: str, data: bytes) -> None:
         self.elf = elf
         self.name = name
-        self.sha256 = sha256
+        self.data = data
         self.obj_name = object_name(name)
         self.btf: Btf | None = None
         self.btf_ext: BtfExt | None = None
@@ -143,7 +141,7 @@ class _Collector:
             externs=externs,
             btf=self.btf,
             btf_ext=self.btf_ext,
-            sha256=self.sha256,
+            data=self.data,
         )
 
     def _license_and_version(self) -> tuple[str, int]:
@@ -246,8 +244,8 @@ class _Collector:
         first, count = start // 8, size // 8
         ps = parse_section(sec.name) if not is_subprog else None
         func_info, line_info, core_relos = (
-            [_rebase(r, start) for r in records.within(start, start + size)]
-            for records in ext_sec
+            [_rebase(r, start) for r in recs.within(start, start + size)]
+            for recs in ext_sec
         )
         prog_relos = [self._elf_reloc(r, start) for r in relos.within(start, start + size)]
         is_global = sym.bind != STB_LOCAL
@@ -647,7 +645,7 @@ class _Collector:
                         hint="the object is corrupt (BTF and symbol table disagree)",
                     )
                 if fixup:
-                    vi = attrs.evolve(vi, offset=sym.value)
+                    vi = records.evolve(vi, offset=sym.value)
                 if sym.visibility in (STV_HIDDEN, STV_INTERNAL):
                     linkage = BtfVarLinkage.STATIC
             out.append((vi, linkage))
@@ -902,9 +900,9 @@ def _data_kind(sec: Section) -> MapKind | None:
 
 
 def _rebase(record: Any, start: int) -> Any:
-    import attrs
+    from bpfobj import records
 
-    return attrs.evolve(record, insn_off=record.insn_off - start)
+    return records.evolve(record, insn_off=record.insn_off - start)
 
 
 def ringbuf_size(size: int, page_size: int) -> int:

@@ -20,8 +20,7 @@ import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.elf.reader import (
     SHN_LORESERVE,
     SHN_UNDEF,
@@ -60,7 +59,7 @@ class RelocType(enum.IntEnum):
     SUBPROG_ADDR = 5  # the address of a subprogram (callbacks)
 
 
-@attrs.frozen(slots=True)
+@records.frozen
 class Reloc:
     type: RelocType
     insn: int  # instruction index in the frame of the program that holds the relocation
@@ -70,10 +69,10 @@ class Reloc:
     extern_index: int = -1
 
     def shifted(self, by: int) -> Reloc:
-        return attrs.evolve(self, insn=self.insn + by)
+        return records.evolve(self, insn=self.insn + by)
 
 
-@attrs.frozen(slots=True)
+@records.frozen
 class MapRef:
     """An ld_imm64 that refers to a map (value_off is None) or into a map's value."""
 
@@ -83,7 +82,7 @@ class MapRef:
     value_off: int | None
 
 
-@attrs.frozen(slots=True)
+@records.frozen
 class ExternRef:
     """An instruction that the kernel phase must still complete for an extern."""
 
@@ -92,7 +91,7 @@ class ExternRef:
     kind: str  # "ksym_addr" (typeless ksym: kallsyms address), "kfunc_module", "ksym_module"
 
 
-@attrs.frozen(slots=True)
+@records.frozen
 class ResolvedExtern:
     """What prepare learned about an extern from the target BTF.
 
@@ -104,16 +103,16 @@ class ResolvedExtern:
     module: str | None = None
 
 
-@attrs.define(slots=True)
+@records.define
 class LinkedProgram:
     name: str
     spec: ProgramSpec
     insns: list[Instruction]
-    map_refs: list[MapRef] = attrs.field(factory=list)
-    extern_refs: list[ExternRef] = attrs.field(factory=list)
-    func_info: list[Any] = attrs.field(factory=list)  # insn_off is an instruction index here
-    line_info: list[Any] = attrs.field(factory=list)
-    layout: list[tuple[str, int]] = attrs.field(factory=list)  # (program, first insn)
+    map_refs: list[MapRef] = records.field(factory=list)
+    extern_refs: list[ExternRef] = records.field(factory=list)
+    func_info: list[Any] = records.field(factory=list)  # insn_off is an instruction index here
+    line_info: list[Any] = records.field(factory=list)
+    layout: list[tuple[str, int]] = records.field(factory=list)  # (program, first insn)
 
 
 def _sym_is_extern(r: ElfReloc) -> bool:
@@ -316,9 +315,9 @@ class Linker:
     def _carry_ext_info(self, prog: ProgramSpec, out: LinkedProgram, base: int) -> None:
         """func_info/line_info of an appended (sub)program, in final instruction indices."""
         for finfo in prog.func_info:
-            out.func_info.append(attrs.evolve(finfo, insn_off=finfo.insn_off // 8 + base))
+            out.func_info.append(records.evolve(finfo, insn_off=finfo.insn_off // 8 + base))
         for linfo in prog.line_info:
-            out.line_info.append(attrs.evolve(linfo, insn_off=linfo.insn_off // 8 + base))
+            out.line_info.append(records.evolve(linfo, insn_off=linfo.insn_off // 8 + base))
 
     # -- data relocations (bpf_object__relocate_data) ------------------------------------
 

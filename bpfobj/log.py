@@ -7,15 +7,21 @@ before building an event's fields.
 
 from __future__ import annotations
 
-import logging
+import sys
 from typing import Any
 
-_STDLIB = logging.getLogger("bpfobj")
+DEBUG = 10  # logging.DEBUG, logging.WARNING: the stdlib's logging (~4 ms) is imported
+WARNING = 30  # only once an application has imported it, or an event is emitted
 
 
-def enabled(level: int = logging.DEBUG) -> bool:
+def enabled(level: int = DEBUG) -> bool:
     """True when an event at `level` would be emitted by the stdlib logger named ``bpfobj``."""
-    return _STDLIB.isEnabledFor(level)
+    logging = sys.modules.get("logging")
+    if logging is None:
+        # Nothing configured logging (it was never imported): the root logger's default
+        # level, WARNING, applies.
+        return level >= WARNING
+    return bool(logging.getLogger("bpfobj").isEnabledFor(level))
 
 
 def get_logger(**initial: Any) -> Any:
@@ -25,12 +31,14 @@ def get_logger(**initial: Any) -> Any:
     the stdlib logger ``bpfobj`` as ``key=value`` text, so nothing prints unless the
     application enables that logger.
     """
+    import logging
+
     import structlog
 
     if structlog.is_configured():
         return structlog.get_logger("bpfobj", **initial)
     return structlog.wrap_logger(
-        _STDLIB,
+        logging.getLogger("bpfobj"),
         wrapper_class=structlog.stdlib.BoundLogger,
         processors=[
             structlog.stdlib.filter_by_level,
@@ -41,10 +49,10 @@ def get_logger(**initial: Any) -> Any:
 
 
 def debug(event: str, **fields: Any) -> None:
-    if enabled(logging.DEBUG):
+    if enabled(DEBUG):
         get_logger().debug(event, **fields)
 
 
 def warning(event: str, **fields: Any) -> None:
-    if enabled(logging.WARNING):
+    if enabled(WARNING):
         get_logger().warning(event, **fields)

@@ -25,8 +25,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.errors import BpfObjError, PhaseError, SpecError, SyscallError
 from bpfobj.sys import attr
 from bpfobj.sys.attr import BPF_ANY, BPF_EXIST, BPF_NOEXIST
@@ -692,7 +691,7 @@ def map_info(fd: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@records.frozen
 class GlobalVar:
     """A variable of a data section: where it is and its BTF type (in the object's BTF)."""
 

@@ -17,7 +17,6 @@ they made would be refused.
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,8 +64,15 @@ def _guarded(work: Callable[[], T], spec: ObjectSpec, data: bytes) -> T:
         raise InternalError(
             f"unexpected {type(exc).__name__}: {exc}",
             obj=spec.name,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=_sha256(data),
         ) from exc
+
+
+def _sha256(data: bytes) -> str:
+    """For bug reports only: hashlib is imported when one is made (~2 ms)."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 V = TypeVar("V")
@@ -105,13 +111,13 @@ def guarded_open(data: bytes, name: str, page_size: int | None = None) -> Object
         raise InternalError(
             "recursion too deep while reading the object",
             obj=name,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=_sha256(data),
         ) from exc
     except Exception as exc:
         raise InternalError(
             f"unexpected {type(exc).__name__} while opening: {exc}",
             obj=name,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=_sha256(data),
         ) from exc
 
 

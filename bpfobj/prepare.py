@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.errors import BpfObjError, LinkError
 from bpfobj.insn import Instruction
 from bpfobj.linker import ExternRef, Linker, MapRef, ResolvedExtern
@@ -28,21 +27,21 @@ if TYPE_CHECKING:
     from bpfobj.core.record import CoreRecord
 
 
-@attrs.define(slots=True)
+@records.define
 class PreparedProgram:
     name: str
     section: str
-    spec: ProgramSpec = attrs.field(repr=False)
-    insns: list[Instruction] = attrs.field(repr=False)
-    map_refs: list[MapRef] = attrs.field(factory=list, repr=False)
-    extern_refs: list[ExternRef] = attrs.field(factory=list, repr=False)
-    func_info: list[Any] = attrs.field(factory=list, repr=False)
-    line_info: list[Any] = attrs.field(factory=list, repr=False)
-    core_log: list[CoreRecord] = attrs.field(factory=list, repr=False)
-    layout: list[tuple[str, int]] = attrs.field(factory=list, repr=False)
+    spec: ProgramSpec = records.field(repr=False)
+    insns: list[Instruction] = records.field(repr=False)
+    map_refs: list[MapRef] = records.field(factory=list, repr=False)
+    extern_refs: list[ExternRef] = records.field(factory=list, repr=False)
+    func_info: list[Any] = records.field(factory=list, repr=False)
+    line_info: list[Any] = records.field(factory=list, repr=False)
+    core_log: list[CoreRecord] = records.field(factory=list, repr=False)
+    layout: list[tuple[str, int]] = records.field(factory=list, repr=False)
     # In-kernel CO-RE (prepare(core="kernel")): the relocations PROG_LOAD hands to the
     # kernel, with insn_off in bytes of the final program; the instructions stay unpatched.
-    kernel_core_relos: list[CoreRelo] = attrs.field(factory=list, repr=False)
+    kernel_core_relos: list[CoreRelo] = records.field(factory=list, repr=False)
 
     def to_bytes(self, byteorder: str) -> bytes:
         from bpfobj.insn import encode
@@ -50,13 +49,13 @@ class PreparedProgram:
         return encode(self.insns, byteorder)  # type: ignore[arg-type]
 
 
-@attrs.define(slots=True)
+@records.define
 class PreparedObject:
-    spec: ObjectSpec = attrs.field(repr=False)
+    spec: ObjectSpec = records.field(repr=False)
     programs: dict[str, PreparedProgram]
-    maps: list[MapSpec] = attrs.field(repr=False)
-    core_log: list[CoreRecord] = attrs.field(repr=False)
-    externs: list[ResolvedExtern] = attrs.field(factory=list, repr=False)
+    maps: list[MapSpec] = records.field(repr=False)
+    core_log: list[CoreRecord] = records.field(repr=False)
+    externs: list[ResolvedExtern] = records.field(factory=list, repr=False)
     target: str = ""
     core_mode: str = "user"
 
@@ -161,8 +160,8 @@ def prepare(
                             hint=f"programs are: {', '.join(spec.programs)}")
         # As if only these were autoloaded: libbpf skips the CO-RE relocations of the
         # others, and candidate pruning depends on which relocations ran before.
-        spec = attrs.evolve(spec, programs={
-            n: attrs.evolve(p, autoload=n in programs) for n, p in spec.programs.items()
+        spec = records.evolve(spec, programs={
+            n: records.evolve(p, autoload=n in programs) for n, p in spec.programs.items()
         })
     linker = Linker(spec)
     selected = [p for p in spec.programs.values() if p.autoload]
@@ -184,15 +183,15 @@ def prepare(
             raise
         # CO-RE records move with their code: each appended subprogram's records get the
         # instruction index they have in this program.
-        records: list[CoreRecord] = []
+        relos_log: list[CoreRecord] = []
         kernel_relos: list[CoreRelo] = []
         by_name = {**spec.programs, **spec.subprograms}
         for name, base in linked.layout:
             for rec in core_by_prog.get(name, ()):
-                records.append(rec.placed(program=prog.name, insn=base + rec.insn))
+                relos_log.append(rec.placed(program=prog.name, insn=base + rec.insn))
             if core == "kernel":
                 kernel_relos.extend(
-                    attrs.evolve(r, insn_off=r.insn_off + base * 8)
+                    records.evolve(r, insn_off=r.insn_off + base * 8)
                     for r in by_name[name].core_relos
                 )
         prepared[prog.name] = PreparedProgram(
@@ -204,11 +203,11 @@ def prepare(
             extern_refs=linked.extern_refs,
             func_info=linked.func_info,
             line_info=linked.line_info,
-            core_log=records,
+            core_log=relos_log,
             layout=linked.layout,
             kernel_core_relos=kernel_relos,
         )
-        core_log.extend(records)
+        core_log.extend(relos_log)
     failed = [r for r in core_log if r.outcome == "error"]
     if failed:
         raise failed[0].as_error(obj=spec.name)

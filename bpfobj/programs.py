@@ -11,8 +11,7 @@ from __future__ import annotations
 import errno as _errno
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.errors import PhaseError, SyscallError
 from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from bpfobj.uapi import AttachType
 
 
-@attrs.frozen
+@records.frozen
 class TestRunResult:
     """What BPF_PROG_TEST_RUN returned."""
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.uapi import AttachType, MapType, ProgType
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from bpfobj.insn import Instruction
 
 
-@attrs.frozen(slots=True)
+@records.frozen
 class ElfReloc:
     """An ELF relocation against one instruction of a program, kept for the linker.
 
@@ -41,7 +40,7 @@ class ElfReloc:
     symbol_bind: int  # STB_*
 
 
-@attrs.define(slots=True)
+@records.define
 class ProgramSpec:
     """A program (an entry point) or a subprogram of the object."""
 
@@ -52,17 +51,17 @@ class ProgramSpec:
     attach_target: str | None
     autoload: bool
     sleepable: bool
-    instructions: list[Instruction] = attrs.field(repr=False)
+    instructions: list[Instruction] = records.field(repr=False)
     section_index: int = 0
     section_offset: int = 0  # instruction index of the first instruction within the section
     is_subprog: bool = False  # lives in .text: linked into programs, never loaded alone
     is_global: bool = True
     mark_btf_static: bool = False  # hidden global: libbpf marks its BTF FUNC static
-    sec_def: SecDef | None = attrs.field(default=None, repr=False)
-    func_info: list[FuncInfo] = attrs.field(factory=list, repr=False)  # insn_off rebased
-    line_info: list[LineInfo] = attrs.field(factory=list, repr=False)  # insn_off rebased
-    core_relos: list[CoreRelo] = attrs.field(factory=list, repr=False)  # insn_off rebased
-    relocations: list[ElfReloc] = attrs.field(factory=list, repr=False)
+    sec_def: SecDef | None = records.field(default=None, repr=False)
+    func_info: list[FuncInfo] = records.field(factory=list, repr=False)  # insn_off rebased
+    line_info: list[LineInfo] = records.field(factory=list, repr=False)  # insn_off rebased
+    core_relos: list[CoreRelo] = records.field(factory=list, repr=False)  # insn_off rebased
+    relocations: list[ElfReloc] = records.field(factory=list, repr=False)
     license: str = ""
     kern_version: int = 0
 
@@ -71,7 +70,7 @@ class ProgramSpec:
         return len(self.instructions)
 
     def copy(self) -> ProgramSpec:
-        return attrs.evolve(
+        return records.evolve(
             self,
             instructions=list(self.instructions),
             func_info=list(self.func_info),
@@ -91,7 +90,7 @@ class MapKind(enum.Enum):
     KCONFIG = "kconfig"  # values of __kconfig externs, filled at load
 
 
-@attrs.define(slots=True)
+@records.define
 class MapSpec:
     """A map as the object defines it."""
 
@@ -110,8 +109,8 @@ class MapSpec:
     value_type_id: int = 0
     inner: MapSpec | None = None  # map-in-map: the inner map's definition
     # Initial contents of prog-array and map-in-map slots: index -> program or map name.
-    values: dict[int, str] = attrs.field(factory=dict)
-    data: bytes | None = attrs.field(default=None, repr=False)  # data sections' contents
+    values: dict[int, str] = records.field(factory=dict)
+    data: bytes | None = records.field(default=None, repr=False)  # data sections' contents
     kernel_name: str = ""  # the (<= 15 chars) name given to the kernel, libbpf's rules
     section_index: int = 0
     section_offset: int = 0  # offset of the definition / data in its ELF section
@@ -122,7 +121,7 @@ class MapSpec:
         return self.kind in (MapKind.DATA, MapKind.RODATA, MapKind.KCONFIG)
 
     def copy(self) -> MapSpec:
-        return attrs.evolve(
+        return records.evolve(
             self, values=dict(self.values), inner=self.inner.copy() if self.inner else None
         )
 
@@ -142,7 +141,7 @@ class KconfigType(enum.Enum):
     CHAR_ARRAY = "char_array"
 
 
-@attrs.define(slots=True)
+@records.define
 class Extern:
     """An extern the object expects the loader to resolve."""
 
@@ -165,7 +164,7 @@ class Extern:
         return self.kind is ExternKind.KSYM and not self.is_func and self.type_id == 0
 
 
-@attrs.define(slots=True)
+@records.define
 class ObjectSpec:
     """Everything the open phase learns from a BPF object file."""
 
@@ -177,9 +176,16 @@ class ObjectSpec:
     subprograms: dict[str, ProgramSpec]  # .text functions
     maps: dict[str, MapSpec]  # in libbpf's order: .maps, data sections, .kconfig, legacy
     externs: list[Extern]  # in libbpf's order (kconfig first, then ksyms)
-    btf: Btf | None = attrs.field(default=None, repr=False)
-    btf_ext: BtfExt | None = attrs.field(default=None, repr=False)
-    sha256: str = ""
+    btf: Btf | None = records.field(default=None, repr=False)
+    btf_ext: BtfExt | None = records.field(default=None, repr=False)
+    data: bytes = records.field(default=b"", repr=False, eq=False)  # the object file
+
+    @property
+    def sha256(self) -> str:
+        """The object file's sha256, hex (hashlib is imported on first use: ~2 ms)."""
+        import hashlib
+
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def core_relo_count(self) -> int:

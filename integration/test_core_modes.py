@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfobj import BpfObject
+from bpfobj import BpfObject, records
 from bpfobj.errors import NotSupportedError
 from bpfobj.kernel.features import probe
 
@@ -76,14 +76,13 @@ def test_execsnoop_events_are_the_same_in_both_modes() -> None:
 def test_old_kernel_without_in_kernel_core_gets_a_clear_error(
     bpf_build: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import attrs
 
     from bpfobj import object as objmod
 
     path = bpf_build("real_execsnoop.c", vmlinux=True)
     obj = BpfObject.open(path)
     obj.prepare(core="kernel")
-    old = attrs.evolve(obj.features, core_relos=False)
+    old = records.evolve(obj.features, core_relos=False)
     monkeypatch.setattr(objmod.BpfObject, "features", property(lambda self: old))
     with pytest.raises(NotSupportedError, match=r"5\.17"):
         obj.load()

@@ -131,7 +131,8 @@ def test_load_kernel_btf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     warm = load_kernel_btf()
     assert cold.label == "vmlinux" and len(cold) == len(warm)
     assert list(cold._offs) == list(warm._offs)
-    assert len(list((tmp_path / "btf").iterdir())) == 1
+    # The index, and the per-boot snapshot of the BTF with its content key.
+    assert sorted(p.suffix for p in (tmp_path / "btf").iterdir()) == [".btf", ".idx", ".key"]
     with pytest.raises(BtfError, match="cannot read"):
         load_kernel_btf(tmp_path / "nope")
     # A kernel without BTF at all is "not supported", not "bad input".
@@ -141,6 +142,40 @@ def test_load_kernel_btf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(reader, "VMLINUX_BTF", missing)
     with pytest.raises(NotSupportedError, match="CONFIG_DEBUG_INFO_BTF"):
         load_kernel_btf(missing)
+
+
+def test_kernel_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second load maps the per-boot copy instead of reading sysfs; a copy of another
+    size or another boot is never used, and another boot's copy is deleted."""
+    import mmap
+
+    from bpfobj.btf import index
+
+    monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path))
+    cache = tmp_path / "btf"
+    cache.mkdir()
+    (cache / "vmlinux-old-boot.btf").write_bytes(b"stale")
+    (cache / "vmlinux-old-boot.key").write_bytes(b"k" * 16)
+    cold = load_kernel_btf()
+    assert isinstance(cold._buf, mmap.mmap) and not (cache / "vmlinux-old-boot.btf").exists()
+    snap = index.KernelSnapshot.for_running_kernel(str(VMLINUX))
+    assert snap is not None and Path(snap.btf_path).read_bytes() == VMLINUX.read_bytes()
+    assert Path(snap.key_path).read_bytes() == cold._content_key()
+    warm = load_kernel_btf()
+    loaded = snap.load()
+    assert loaded is not None and loaded[1] == cold._content_key()
+    assert warm._buf[:] == cold._buf[:] and len(warm) == len(cold)
+    (tid,) = warm.find("task_struct", BtfKind.STRUCT)
+    assert warm.type(tid) == cold.type(tid) and warm.type(tid).name == "task_struct"
+    # A snapshot whose size differs from the sysfs file (a truncated copy) is ignored.
+    with open(snap.btf_path, "r+b") as f:
+        f.truncate(100)
+    assert snap.load() is None
+    assert len(load_kernel_btf()) == len(cold)
+    # Without a key (a writer interrupted between the two files) it is ignored too.
+    Path(snap.key_path).unlink()
+    assert snap.load() is None
+    assert len(load_kernel_btf(cache=False)) == len(cold)
 
 
 def test_cache_cold_warm_identical_on_vmlinux(tmp_path: Path) -> None:

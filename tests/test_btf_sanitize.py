@@ -15,12 +15,12 @@ import struct
 import subprocess
 from pathlib import Path
 
-import attrs
 import objects
 import pytest
 from objects import BuildFn
 from test_btf_fixup import describe_diff, libbpf_btf, open_object
 
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.fixup import load_btf_for_kernel
 from bpfobj.btf.reader import Btf
@@ -31,11 +31,11 @@ from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
 LIBBPF_11_FEATURES = ("func", "func_global", "datasec", "float", "decl_tag", "type_tag", "enum64")
 # What a 5.10 kernel accepts: FUNC (5.0), DATASEC (5.2), global funcs (5.6); not FLOAT
 # (5.13), DECL_TAG (5.16), TYPE_TAG (5.17), ENUM64 (6.0), '?' DATASECs or layouts.
-LINUX_5_10 = attrs.evolve(BtfFeatures.none(), func=True, func_global=True, datasec=True)
+LINUX_5_10 = records.evolve(BtfFeatures.none(), func=True, func_global=True, datasec=True)
 
 
 def without(*names: str) -> BtfFeatures:
-    return attrs.evolve(BtfFeatures.all(), **dict.fromkeys(names, False))
+    return records.evolve(BtfFeatures.all(), **dict.fromkeys(names, False))
 
 
 def bpftool_ok(raw: bytes, tmp: Path) -> None:
@@ -62,7 +62,7 @@ def test_features_record() -> None:
     assert BtfFeatures.none().needs_sanitization
     assert BtfFeatures.all().missing() == []
     assert without("float", "enum64").missing() == ["float", "enum64"]
-    assert set(BtfFeatures.none().missing()) == {f.name for f in attrs.fields(BtfFeatures)}
+    assert set(BtfFeatures.none().missing()) == {f.name for f in records.fields(BtfFeatures)}
     assert LINUX_5_10.missing() == [
         "qmark_datasec",
         "float",

@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_btf_fixup import fixup_harness
 
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.reader import Btf
 from bpfobj.btf.writer import BtfBuilder
@@ -248,7 +248,7 @@ def test_rename_string_in_place() -> None:
     assert b.find_string("_data") == off and b.find_string(".data") is None
     btf = roundtrip(b)
     assert btf.name(ds) == ".data"  # the decoded type still names the old string ...
-    b.set_type(ds, attrs.evolve(b.type(ds), name="_data"))
+    b.set_type(ds, records.evolve(b.type(ds), name="_data"))
     assert roundtrip(b).name(ds) == "_data"  # ... until it is set to the new one
     assert b.name_offset(ds) == off
     with pytest.raises(BtfError):
@@ -344,7 +344,7 @@ def test_from_btf_edit() -> None:
     sid = b.find("s", BtfKind.STRUCT)[0]
     t = b.type(sid)
     assert isinstance(t, T.Struct)
-    b.set_type(sid, attrs.evolve(t, name="renamed", size=24))
+    b.set_type(sid, records.evolve(t, name="renamed", size=24))
     new_id = b.add_typedef("alias", sid)
     assert b.find("renamed") == [sid] and b.find("s") == []
     assert b.find("alias", BtfKind.TYPEDEF) == [new_id] and b.find("alias", BtfKind.INT) == []

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
+from bpfobj import records
 from bpfobj.btf.reader import Btf, load_kernel_btf
 from bpfobj.btf.writer import BtfBuilder
 from bpfobj.btfgen import BtfGen, MinBtf, minimize, target_for
@@ -277,7 +277,7 @@ def test_type_tags_are_followed(bpf_build: Any, tmp_path: Path) -> None:
     fn = next(t for t in b.find("ct_fn_t"))
     ptr = b.type(b.type(fn).type)  # type: ignore[attr-defined]
     tag = b.add_type_tag("rcu", ptr.type)  # type: ignore[attr-defined]
-    b.set_type(ptr.id, attrs.evolve(ptr, type=tag))
+    b.set_type(ptr.id, records.evolve(ptr, type=tag))
     src = tmp_path / "tagged.btf"
     src.write_bytes(b.encode())
     acceptance(obj, src, tmp_path, compare_bpftool=False)

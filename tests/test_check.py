@@ -15,9 +15,9 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.reader import Btf, load_kernel_btf
 from bpfobj.btf.writer import BtfBuilder
@@ -40,7 +40,7 @@ def _without_field(raw: bytes, struct: str, field: str) -> bytes:
     tid = _struct(b, struct)
     t = b.type(tid)
     assert isinstance(t, T.Struct)
-    b.set_type(tid, attrs.evolve(t, members=tuple(m for m in t.members if m.name != field)))
+    b.set_type(tid, records.evolve(t, members=tuple(m for m in t.members if m.name != field)))
     return b.encode()
 
 
@@ -51,7 +51,7 @@ def _ambiguous(raw: bytes, struct: str, field: str) -> bytes:
     t = b.type(_struct(b, struct))
     assert isinstance(t, T.Struct)
     members = [
-        attrs.evolve(m, bit_offset=m.bit_offset + 512) if m.name == field else m
+        records.evolve(m, bit_offset=m.bit_offset + 512) if m.name == field else m
         for m in t.members
     ]
     b.add_struct(f"{struct}___2", t.size + 64, members)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import logging
 
-import attrs
 import pytest
 
+from bpfobj import records
 from bpfobj.core import CoreDecision, CoreRecord, apply, patch
 from bpfobj.errors import CoreError
 from bpfobj.insn import Instruction, ld_imm64
@@ -239,4 +239,4 @@ def test_apply_poison_and_error_records() -> None:
     assert isinstance(err, CoreError)
     assert err.obj == "x.o" and err.program == "p"
     with pytest.raises(CoreError):
-        apply(insns, 0, attrs.evolve(dec(0, 0), outcome="error", reason="boom"))
+        apply(insns, 0, records.evolve(dec(0, 0), outcome="error", reason="boom"))

@@ -7,15 +7,16 @@ byte order for the instruction codec.
 
 from __future__ import annotations
 
-import platform
+import os
 import sys
-from dataclasses import dataclass, field
 from typing import Literal
+
+from bpfobj import records
 
 ByteOrder = Literal["little", "big"]
 
 
-@dataclass(frozen=True)
+@records.frozen
 class PtRegs:
     """Where the registers of struct pt_regs sit (byte offsets), for PT_REGS_* access."""
 
@@ -28,7 +29,7 @@ class PtRegs:
     syscall_args: tuple[int, ...]  # syscall arguments as seen by the syscall wrapper's regs
 
 
-@dataclass(frozen=True)
+@records.frozen
 class Arch:
     name: str  # the kernel's name: x86_64, arm64
     machine: tuple[str, ...]  # uname -m spellings
@@ -39,7 +40,7 @@ class Arch:
     nr_perf_event_open: int
     syscall_prefix: str  # kernel symbol prefix of syscall wrappers
     pt_regs: PtRegs
-    target_arch_macro: str = field(default="")  # -D__TARGET_ARCH_<x> for bpf_tracing.h
+    target_arch_macro: str = records.field(default="")  # -D__TARGET_ARCH_<x> for bpf_tracing.h
 
 
 # arch/x86/include/uapi/asm/ptrace.h: struct pt_regs (r15 ... ss), 21 u64 slots.
@@ -113,6 +114,6 @@ def by_name(name: str) -> Arch:
 
 def host() -> Arch:
     """The `Arch` of the machine this Python runs on."""
-    arch = by_name(platform.machine())
+    arch = by_name(os.uname().machine)
     assert arch.byteorder == sys.byteorder
     return arch

@@ -23,8 +23,8 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from bpfobj import records
 from bpfobj.errors import InputError, NotSupportedError
 
 # elf.h
@@ -50,7 +50,7 @@ VERSYM_VERSION = 0x7FFF
 E_MACHINE = {"EM_386": 3, "EM_ARM": 40, "EM_X86_64": 62, "EM_AARCH64": 183, "EM_BPF": 247}
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class Segment:
     type: int
     flags: int
@@ -60,7 +60,7 @@ class Segment:
     memsz: int
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class SectionHeader:
     index: int
     name: str
@@ -74,7 +74,7 @@ class SectionHeader:
     entsize: int
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class NativeSymbol:
     """One symbol of ``.dynsym`` or ``.symtab``; ``version`` from ``.gnu.version_d``
     (dynsym only), ``hidden`` for ``name@VER`` (not the default ``name@@VER``)."""

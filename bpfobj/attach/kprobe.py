@@ -27,8 +27,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.arch import Arch, host
 from bpfobj.attach.common import (
     fail,
@@ -57,7 +56,7 @@ _MULTI_PATTERN = re.compile(r"[a-zA-Z0-9_.*?]+")
 _legacy_index = itertools.count()
 
 
-@attrs.frozen
+@records.frozen
 class KprobeTarget:
     """What a kprobe section names: ``kprobe/<func>[+<offset>]`` / ``kretprobe/<func>``."""
 
@@ -317,7 +316,7 @@ def attach_ksyscall(program: Program, syscall: str | None = None, *,
 # --------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@records.frozen
 class KprobeMultiTarget:
     pattern: str
     retprobe: bool = False

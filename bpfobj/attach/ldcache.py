@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
+from bpfobj import records
 from bpfobj.arch import Arch, host
 from bpfobj.errors import InputError
 
@@ -52,7 +52,7 @@ MULTIARCH_DIRS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class LdCacheEntry:
     name: str  # the soname or link name: "libc.so.6"
     path: str  # "/lib/x86_64-linux-gnu/libc.so.6"

@@ -23,8 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.arch import host
 from bpfobj.attach.common import fail, link_create, read_int, sec_name, tracefs
 from bpfobj.attach.elfsyms import (
@@ -53,7 +52,7 @@ REF_CTR_OFFSET_SHIFT = 32
 REF_CTR_OFFSET_BITS = 32
 
 
-@attrs.frozen
+@records.frozen
 class UprobeTarget:
     """What a uprobe section names."""
 

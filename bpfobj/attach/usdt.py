@@ -32,9 +32,9 @@ import re
 import struct
 import sys
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bpfobj import records
 from bpfobj.arch import Arch, host
 from bpfobj.attach.common import fail, features, sec_name
 from bpfobj.attach.elfsyms import PF_X, PT_LOAD, SHT_NOTE, NativeElf, check_machine
@@ -83,7 +83,7 @@ _ARG_SPEC = struct.Struct("=QIh?b")  # val_off, arg_type (+SIB bits), reg_off, s
 _SPEC_SIZE = _ARG_SPEC.size * USDT_MAX_ARG_CNT + 8 + 8  # + usdt_cookie + arg_cnt (padded)
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class UsdtNote:
     provider: str
     name: str
@@ -93,7 +93,7 @@ class UsdtNote:
     args: str
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class UsdtArg:
     """One ``struct __bpf_usdt_arg_spec``."""
 
@@ -106,7 +106,7 @@ class UsdtArg:
     scale_bitshift: int = 0  # ARG_SIB
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class UsdtTarget:
     """One probe site: where the uprobe goes, its semaphore, its argument spec."""
 

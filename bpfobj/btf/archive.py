@@ -21,8 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
-
+from bpfobj import records
 from bpfobj.errors import BtfError
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
 OsRelease = str | tuple[str, str] | Mapping[str, str]
 
 
-@attrs.frozen(order=True)
+@records.frozen(order=True)
 class ArchivedKernel:
     """One kernel's BTF in an archive."""
 
@@ -51,7 +50,7 @@ class ArchivedKernel:
     version: str
     arch: str
     release: str
-    path: Path = attrs.field(order=False)
+    path: Path = records.field(order=False)
 
     @property
     def key(self) -> str:
@@ -59,7 +58,7 @@ class ArchivedKernel:
         return f"{self.distro}/{self.version}/{self.arch}/{self.release}"
 
 
-@attrs.frozen
+@records.frozen
 class HostIdentity:
     """What `BtfArchive.lookup` searches for by default: this machine's kernel release,
     os-release ID / VERSION_ID / VERSION_CODENAME and btfhub architecture name."""

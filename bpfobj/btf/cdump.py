@@ -31,8 +31,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-import attrs
-
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.reader import Btf
 from bpfobj.errors import BtfError
@@ -102,7 +101,7 @@ KFUNC_DECL_TAG = "bpf_kfunc"
 FASTCALL_DECL_TAG = "bpf_fastcall"
 
 
-@attrs.frozen
+@records.frozen
 class CDumpOptions:
     """How the header is spelled (see `FLAVOURS` for the bpftool builds).
 

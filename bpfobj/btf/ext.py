@@ -19,8 +19,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-import attrs
-
+from bpfobj import records
 from bpfobj.errors import BtfError, BtfExtError
 from bpfobj.uapi import CoreReloKind
 
@@ -41,7 +40,7 @@ HDR_CORE_LEN = 32
 _HINT = "the .BTF.ext section is corrupt or truncated; rebuild the object"
 
 
-@attrs.frozen
+@records.frozen
 class FuncInfo:
     """A BPF function starting at byte `insn_off` of its section; `type_id` is its FUNC."""
 
@@ -53,7 +52,7 @@ class FuncInfo:
         return self.insn_off // INSN_SIZE
 
 
-@attrs.frozen
+@records.frozen
 class LineInfo:
     """Source position of the instruction at byte `insn_off`.
 
@@ -80,7 +79,7 @@ class LineInfo:
         return (self.line_num << 10) | self.line_col
 
 
-@attrs.frozen
+@records.frozen
 class CoreRelo:
     """A CO-RE relocation of the instruction at byte `insn_off`.
 
@@ -99,7 +98,7 @@ class CoreRelo:
         return self.insn_off // INSN_SIZE
 
 
-@attrs.frozen
+@records.frozen
 class BtfExtHeader:
     magic: int
     version: int
@@ -113,7 +112,7 @@ class BtfExtHeader:
     core_relo_len: int = 0
 
 
-@attrs.frozen
+@records.frozen
 class BtfExt:
     """Parsed .BTF.ext: records per ELF section name, in file order.
 

@@ -35,8 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-import attrs
-
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.writer import BtfBuilder
 from bpfobj.errors import SpecError
@@ -93,7 +92,7 @@ class ElfLike(Protocol):
     def symbols(self) -> Sequence[ElfSymbolLike]: ...
 
 
-@attrs.frozen
+@records.frozen
 class FixedBtf:
     """The BTF to hand to BPF_BTF_LOAD, and what changed.
 
@@ -102,8 +101,8 @@ class FixedBtf:
     ``enum64_placeholder_id``: the INT sanitisation appended (0: none);
     ``static_funcs``: FUNC ids turned static for hidden subprograms."""
 
-    raw: bytes = attrs.field(repr=False)
-    id_map: Mapping[int, int] = attrs.field(factory=dict)
+    raw: bytes = records.field(repr=False)
+    id_map: Mapping[int, int] = records.field(factory=dict)
     dummy_ksym_id: int = 0
     enum64_placeholder_id: int = 0
     static_funcs: tuple[int, ...] = ()
@@ -255,19 +254,19 @@ def _rewrite_ksyms(
                     T.Param(dummy_name, p.type) if p.type and not p.name else p
                     for p in proto.params
                 )
-                b.set_type(proto.id, attrs.evolve(proto, params=params))
+                b.set_type(proto.id, records.evolve(proto, params=params))
             if vt.linkage != BtfFuncLinkage.GLOBAL:
-                b.set_type(vt.id, attrs.evolve(vt, linkage=BtfFuncLinkage.GLOBAL))
+                b.set_type(vt.id, records.evolve(vt, linkage=BtfFuncLinkage.GLOBAL))
             vs = T.VarSecinfo(dummy_id, off, 4)
         else:
             if isinstance(vt, T.Var):
                 b.set_type(
-                    vt.id, attrs.evolve(vt, type=int_id, linkage=BtfVarLinkage.GLOBAL_ALLOCATED)
+                    vt.id, records.evolve(vt, type=int_id, linkage=BtfVarLinkage.GLOBAL_ALLOCATED)
                 )
             vs = T.VarSecinfo(vs.type, off, 4)
         vars_.append(vs)
         off += 4
-    b.set_type(sec_id, attrs.evolve(sec, size=off, vars=tuple(vars_)))
+    b.set_type(sec_id, records.evolve(sec, size=off, vars=tuple(vars_)))
 
 
 def _rewrite_kconfig(
@@ -296,9 +295,9 @@ def _rewrite_kconfig(
                 hint="the object is corrupt (BTF and symbol table disagree)",
             )
         if isinstance(vt, T.Var) and vt.linkage != BtfVarLinkage.GLOBAL_ALLOCATED:
-            b.set_type(vt.id, attrs.evolve(vt, linkage=BtfVarLinkage.GLOBAL_ALLOCATED))
-        vars_.append(attrs.evolve(vs, offset=ext.kcfg_offset))
-    b.set_type(sec_id, attrs.evolve(sec, size=size, vars=tuple(vars_)))
+            b.set_type(vt.id, records.evolve(vt, linkage=BtfVarLinkage.GLOBAL_ALLOCATED))
+        vars_.append(records.evolve(vs, offset=ext.kcfg_offset))
+    b.set_type(sec_id, records.evolve(sec, size=size, vars=tuple(vars_)))
 
 
 def fixup_datasecs(b: BtfBuilder, elf: ElfLike, *, obj: str | None = None) -> None:
@@ -361,12 +360,12 @@ def _fixup_datasec(
                     hint="the object is corrupt (BTF and symbol table disagree)",
                 )
             if fix_offsets:
-                vars_[i] = attrs.evolve(vs, offset=sym.value)
+                vars_[i] = records.evolve(vs, offset=sym.value)
             if sym.visibility in (_STV_HIDDEN, _STV_INTERNAL):
                 # hidden globals are static for the kernel (and not mmapable for libbpf)
-                b.set_type(var.id, attrs.evolve(var, linkage=BtfVarLinkage.STATIC))
+                b.set_type(var.id, records.evolve(var, linkage=BtfVarLinkage.STATIC))
     vars_.sort(key=lambda v: v.offset)  # compare_vsi_off; glibc's qsort is stable here
-    new = attrs.evolve(t, size=size, vars=tuple(vars_))
+    new = records.evolve(t, size=size, vars=tuple(vars_))
     if new != t:
         b.set_type(tid, new)
 
@@ -384,7 +383,7 @@ def mark_funcs_static(b: BtfBuilder, names: Iterable[str]) -> list[int]:
                 continue
             t = b.type(tid)
             if isinstance(t, T.Func) and t.linkage == BtfFuncLinkage.GLOBAL:
-                b.set_type(tid, attrs.evolve(t, linkage=BtfFuncLinkage.STATIC))
+                b.set_type(tid, records.evolve(t, linkage=BtfFuncLinkage.STATIC))
                 changed.append(tid)
                 break
     return changed
@@ -478,7 +477,7 @@ def fixup_func_info_arg_ctx(
         assert isinstance(cproto, T.FuncProto)
         params = list(cproto.params)
         params[arg_idx] = T.Param(params[arg_idx].name, ptr_id)
-        b.set_type(cproto.id, attrs.evolve(cproto, params=tuple(params)))
+        b.set_type(cproto.id, records.evolve(cproto, params=tuple(params)))
     return out
 
 

@@ -11,6 +11,11 @@ cost seconds and hundreds of MB, so `Btf` keeps the raw words and only these arr
 
 Both are cached in ``<cache>/btf/<content key>.idx`` so that a second process only
 checksums the blob and reads ~1 MB.
+
+The running kernel's BTF also gets a per-boot snapshot (`KernelSnapshot`): reading
+/sys/kernel/btf/vmlinux costs ~15 ms (sysfs hands it out 4 KiB per read(2), and all of it
+must be read to checksum it), where mapping a copy in the cache costs nothing until a page
+is touched, and its content key is stored beside it.
 """
 
 from __future__ import annotations
@@ -313,15 +318,85 @@ def cache_store(
         zlib.crc32(body),
         _BOM,
     )
-    directory = os.path.dirname(path)
-    tmp = f"{path}.{os.getpid()}.{id(parts):x}.tmp"
+    return _write_atomic(path, head + body)
+
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+class KernelSnapshot:
+    """A copy of the running kernel's BTF in the cache, valid until the next boot.
+
+    ``vmlinux-<boot id>.btf`` holds the bytes and ``vmlinux-<boot id>.key`` their content
+    key (written second: a snapshot without its key is ignored). Kernel BTF cannot change
+    while the system runs, so the boot id and the size of the sysfs file identify it; a
+    snapshot of another boot is deleted when a new one is written.
+    """
+
+    __slots__ = ("btf_path", "directory", "key_path", "size")
+
+    def __init__(self, directory: str, boot: str, size: int) -> None:
+        self.directory = directory
+        self.btf_path = os.path.join(directory, f"vmlinux-{boot}.btf")
+        self.key_path = os.path.join(directory, f"vmlinux-{boot}.key")
+        self.size = size
+
+    @classmethod
+    def for_running_kernel(cls, sysfs_path: str) -> KernelSnapshot | None:
+        directory = cache_dir()
+        if directory is None:
+            return None
+        try:
+            with open(BOOT_ID, "rb") as f:
+                boot = f.read(64).strip().decode("ascii")
+            size = os.stat(sysfs_path).st_size
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not boot or not all(c.isalnum() or c == "-" for c in boot):
+            return None
+        return cls(directory, boot, size)
+
+    def load(self) -> tuple[mmap, bytes] | None:
+        """The snapshot mapped read-only, and its content key; None when absent or stale."""
+        import mmap as _mmap
+
+        try:
+            with open(self.key_path, "rb") as f:
+                key = f.read(17)
+            with open(self.btf_path, "rb") as f:
+                if len(key) != 16 or os.fstat(f.fileno()).st_size != self.size or not self.size:
+                    return None
+                return _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ), key
+        except (OSError, ValueError):
+            return None
+
+    def store(self, data: Buffer, key: bytes) -> None:
+        """Write the snapshot (atomically; errors are ignored: it only saves time)."""
+        if len(data) != self.size or os.path.exists(self.key_path):
+            return
+        for name in _listdir(self.directory):
+            if name.startswith("vmlinux-") and name.endswith((".btf", ".key")):
+                _unlink(os.path.join(self.directory, name))  # another boot's
+        if _write_atomic(self.btf_path, data):
+            _write_atomic(self.key_path, key)
+
+
+def _listdir(directory: str) -> list[str]:
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
+        return os.listdir(directory)
+    except OSError:
+        return []
+
+
+def _write_atomic(path: str, data: Buffer) -> bool:
+    tmp = f"{path}.{os.getpid()}.{id(data):x}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            data = memoryview(head + body)
-            while data:
-                data = data[os.write(fd, data) :]
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(tmp, path)

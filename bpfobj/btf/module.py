@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import attrs
-
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.errors import BpfObjError, BtfError
 from bpfobj.uapi import BtfKind
@@ -45,19 +44,19 @@ def remap(t: T.BtfType, fn: Callable[[int], int]) -> T.BtfType:
         return fn(x) if x else 0
 
     if isinstance(t, T.Struct | T.Union):
-        return attrs.evolve(t, members=tuple(attrs.evolve(mb, type=m(mb.type)) for mb in t.members))
+        return records.evolve(t, members=tuple(records.evolve(mb, type=m(mb.type)) for mb in t.members))
     if isinstance(t, T.FuncProto):
-        return attrs.evolve(
+        return records.evolve(
             t, return_type=m(t.return_type),
             params=tuple(p._replace(type=m(p.type)) for p in t.params),
         )
     if isinstance(t, T.Datasec):
-        return attrs.evolve(t, vars=tuple(attrs.evolve(v, type=m(v.type)) for v in t.vars))
+        return records.evolve(t, vars=tuple(records.evolve(v, type=m(v.type)) for v in t.vars))
     if isinstance(t, T.Array):
-        return attrs.evolve(t, type=m(t.type), index_type=m(t.index_type))
+        return records.evolve(t, type=m(t.type), index_type=m(t.index_type))
     ref = getattr(t, "type", None)
     if isinstance(ref, int) and not isinstance(t, T.Unknown):
-        return attrs.evolve(t, type=m(ref))  # type: ignore[call-arg]
+        return records.evolve(t, type=m(ref))
     return t
 
 

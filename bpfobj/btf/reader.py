@@ -182,11 +182,12 @@ class Btf:
         name: str,
         cache: bool | None,
         cache_dir: str | os.PathLike[str] | None,
+        content_key: bytes | None = None,
     ) -> Btf:
         self = object.__new__(cls)
         self.label = name
         try:
-            self._parse(buf, base, cache, cache_dir)
+            self._parse(buf, base, cache, cache_dir, content_key)
         except BtfError:
             raise
         except Exception as exc:  # a bug must still surface as the documented error type
@@ -202,6 +203,7 @@ class Btf:
         base: Btf | None,
         cache: bool | None,
         cache_dir: str | os.PathLike[str] | None,
+        content_key: bytes | None = None,
     ) -> None:
         self._buf = raw
         self._raw_bytes = raw if isinstance(raw, bytes) else None
@@ -318,7 +320,7 @@ class Btf:
         if cache if cache is not None else type_len >= AUTO_CACHE_MIN:
             directory = os.fspath(cache_dir) if cache_dir is not None else _index.cache_dir()
             if directory:
-                self._cache_key = _index.content_key(
+                self._cache_key = content_key or _index.content_key(
                     raw, base._content_key() if base is not None else None
                 )
                 self._cache_path = _index.cache_path(directory, self._cache_key)
@@ -564,7 +566,7 @@ class Btf:
     __getitem__ = type
 
     def _decode(self, tid: int, i: int) -> BtfType:
-        from bpfobj.btf import types as T  # attrs costs a few ms: imported on first decode
+        from bpfobj.btf import types as T  # imported on first decode
 
         w = self._w
         off = self._offs[i]
@@ -1014,6 +1016,13 @@ def load_kernel_btf(
     if not os.path.isabs(p) and os.sep not in p:
         p = os.path.join(KERNEL_BTF_DIR, p)  # a bare module name
     is_module = os.path.dirname(p) == KERNEL_BTF_DIR and os.path.basename(p) != "vmlinux"
+    snapshot = None
+    if p == VMLINUX_BTF and cache is not False:
+        snapshot = _index.KernelSnapshot.for_running_kernel(p)
+        if snapshot is not None:
+            found = snapshot.load()
+            if found is not None:
+                return Btf._from_buffer(found[0], None, "vmlinux", cache, None, found[1])
     try:
         data = _read_file(p)
     except FileNotFoundError as exc:
@@ -1035,7 +1044,10 @@ def load_kernel_btf(
         ) from exc
     if is_module and base is None:
         base = load_kernel_btf(cache=cache)
-    return Btf._from_buffer(data, base, os.path.basename(p), cache, None)
+    btf = Btf._from_buffer(data, base, os.path.basename(p), cache, None)
+    if snapshot is not None:
+        snapshot.store(data, btf._content_key())
+    return btf
 
 
 __all__ = ["BpfObjError", "Btf", "BtfHeader", "load_kernel_btf", "load_raw_file"]

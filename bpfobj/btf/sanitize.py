@@ -33,8 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import attrs
-
+from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.writer import BtfBuilder
 from bpfobj.uapi import BtfFuncLinkage
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 ENUM64_PLACEHOLDER = "enum64_placeholder"
 
 
-@attrs.frozen(kw_only=True)
+@records.frozen(kw_only=True)
 class BtfFeatures:
     """What the target kernel's BTF loader accepts (libbpf FEAT_BTF_* probes).
 
@@ -69,21 +68,21 @@ class BtfFeatures:
     @classmethod
     def all(cls) -> BtfFeatures:
         """Every feature: sanitisation changes nothing."""
-        return cls(**dict.fromkeys((f.name for f in attrs.fields(cls)), True))
+        return cls(**dict.fromkeys((f.name for f in records.fields(cls)), True))
 
     @classmethod
     def none(cls) -> BtfFeatures:
         """No feature beyond plain BTF (a 4.18/4.19 kernel): every rule applies."""
-        return cls(**dict.fromkeys((f.name for f in attrs.fields(cls)), False))
+        return cls(**dict.fromkeys((f.name for f in records.fields(cls)), False))
 
     @property
     def needs_sanitization(self) -> bool:
         """libbpf btf_needs_sanitization(): some feature is missing."""
-        return not all(attrs.astuple(self))
+        return not all(records.astuple(self))
 
     def missing(self) -> list[str]:
         """Names of the missing features (for logs)."""
-        return [f.name for f in attrs.fields(type(self)) if not getattr(self, f.name)]
+        return [f.name for f in records.fields(type(self)) if not getattr(self, f.name)]
 
 
 def sanitize_btf(btf: Btf | bytes, features: BtfFeatures, *, base: Btf | None = None) -> bytes:
@@ -133,7 +132,7 @@ def sanitize_builder(b: BtfBuilder, features: BtfFeatures) -> int:
             new = T.Struct(tid, name, kind_t.size, members, False)
         elif not f.qmark_datasec and isinstance(kind_t, T.Datasec) and kind_t.name[:1] == "?":
             name = _rename_in_place(b, tid, kind_t.name, "_" + kind_t.name[1:])
-            new = attrs.evolve(kind_t, name=name)
+            new = records.evolve(kind_t, name=name)
         elif not f.func and isinstance(kind_t, T.FuncProto):
             values = tuple(T.EnumValue(p.name, p.type) for p in kind_t.params)
             new = T.Enum(tid, kind_t.name, 4, values, False)
@@ -142,7 +141,7 @@ def sanitize_builder(b: BtfBuilder, features: BtfFeatures) -> int:
         elif not f.func_global and isinstance(kind_t, T.Func):
             # libbpf sets info to FUNC/static whatever the linkage was
             if kind_t.linkage != BtfFuncLinkage.STATIC:
-                new = attrs.evolve(kind_t, linkage=BtfFuncLinkage.STATIC)
+                new = records.evolve(kind_t, linkage=BtfFuncLinkage.STATIC)
         elif not f.float and isinstance(kind_t, T.Float):
             # an equally-sized empty STRUCT, anonymous: C has no struct called "float"
             new = T.Struct(tid, "", kind_t.size, (), False)
@@ -150,7 +149,7 @@ def sanitize_builder(b: BtfBuilder, features: BtfFeatures) -> int:
             new = T.Const(tid, "", kind_t.type)
         elif not f.enum64 and isinstance(kind_t, T.Enum):
             if kind_t.signed:
-                new = attrs.evolve(kind_t, signed=False)
+                new = records.evolve(kind_t, signed=False)
         elif not f.enum64 and isinstance(kind_t, T.Enum64):
             if not placeholder:
                 placeholder = b.add_int(ENUM64_PLACEHOLDER, 1)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -58,6 +57,8 @@ def btf_blob_from_bytes(data: bytes, name: str) -> bytes:
             )
         return blob
     if data[:6] == b"\xfd7zXZ\x00":
+        import tarfile  # only for btfhub archives (~4 ms to import)
+
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as tar:
                 for member in tar:

@@ -1,4 +1,4 @@
-"""Decoded BTF types: one frozen, slotted attrs class per BTF kind.
+"""Decoded BTF types: one frozen record (bpfobj.records) per BTF kind.
 
 Instances are produced by `Btf.type(id)` on demand; nothing here reads bytes. Field
 meanings follow Documentation/bpf/btf.rst (Linux 6.12):
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
 
-import attrs
-
+from bpfobj import records
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
 
 # BTF_INT_ENCODING bits (linux/btf.h).
@@ -23,7 +22,7 @@ INT_CHAR = 1 << 1
 INT_BOOL = 1 << 2
 
 
-@attrs.frozen
+@records.frozen
 class BtfType:
     """Common part of every decoded type."""
 
@@ -37,7 +36,7 @@ class BtfType:
         return f"[{self.id}] {self.kind.name} '{self.name or '(anon)'}'"
 
 
-@attrs.frozen
+@records.frozen
 class Void(BtfType):
     """Type id 0. It has no size and no name."""
 
@@ -45,7 +44,7 @@ class Void(BtfType):
     name: str = ""
 
 
-@attrs.frozen
+@records.frozen
 class Int(BtfType):
     """BTF_KIND_INT. ``encoding`` holds the BTF_INT_* bits; see the ``is_*`` properties."""
 
@@ -69,39 +68,39 @@ class Int(BtfType):
         return bool(self.encoding & INT_BOOL)
 
 
-@attrs.frozen
+@records.frozen
 class _Ref(BtfType):
     """A kind whose third word is a type id."""
 
     type: int
 
 
-@attrs.frozen
+@records.frozen
 class Ptr(_Ref):
     kind: ClassVar[BtfKind] = BtfKind.PTR
 
 
-@attrs.frozen
+@records.frozen
 class Typedef(_Ref):
     kind: ClassVar[BtfKind] = BtfKind.TYPEDEF
 
 
-@attrs.frozen
+@records.frozen
 class Volatile(_Ref):
     kind: ClassVar[BtfKind] = BtfKind.VOLATILE
 
 
-@attrs.frozen
+@records.frozen
 class Const(_Ref):
     kind: ClassVar[BtfKind] = BtfKind.CONST
 
 
-@attrs.frozen
+@records.frozen
 class Restrict(_Ref):
     kind: ClassVar[BtfKind] = BtfKind.RESTRICT
 
 
-@attrs.frozen
+@records.frozen
 class TypeTag(_Ref):
     """BTF_KIND_TYPE_TAG. ``kind_flag`` set means a C attribute rather than btf_type_tag
     (newer kernels); 6.12 requires it clear."""
@@ -111,7 +110,7 @@ class TypeTag(_Ref):
     kind_flag: bool = False
 
 
-@attrs.frozen
+@records.frozen
 class Array(BtfType):
     kind: ClassVar[BtfKind] = BtfKind.ARRAY
 
@@ -120,7 +119,7 @@ class Array(BtfType):
     nelems: int
 
 
-@attrs.frozen
+@records.frozen
 class Member:
     """One struct/union member. ``bitfield_size`` is 0 for a plain member.
 
@@ -138,7 +137,7 @@ class Member:
         return self.bit_offset // 8
 
 
-@attrs.frozen
+@records.frozen
 class _Composite(BtfType):
     size: int
     members: tuple[Member, ...]
@@ -152,12 +151,12 @@ class _Composite(BtfType):
         return None
 
 
-@attrs.frozen
+@records.frozen
 class Struct(_Composite):
     kind: ClassVar[BtfKind] = BtfKind.STRUCT
 
 
-@attrs.frozen
+@records.frozen
 class Union(_Composite):
     kind: ClassVar[BtfKind] = BtfKind.UNION
 
@@ -167,7 +166,7 @@ class EnumValue(NamedTuple):
     value: int
 
 
-@attrs.frozen
+@records.frozen
 class Enum(BtfType):
     """BTF_KIND_ENUM: values are sign-extended when ``signed`` (kind_flag) is set."""
 
@@ -178,7 +177,7 @@ class Enum(BtfType):
     signed: bool = False
 
 
-@attrs.frozen
+@records.frozen
 class Enum64(BtfType):
     """BTF_KIND_ENUM64: 64-bit values, sign-extended when ``signed`` (kind_flag) is set."""
 
@@ -189,14 +188,14 @@ class Enum64(BtfType):
     signed: bool = False
 
 
-@attrs.frozen
+@records.frozen
 class Fwd(BtfType):
     kind: ClassVar[BtfKind] = BtfKind.FWD
 
     is_union: bool = False
 
 
-@attrs.frozen
+@records.frozen
 class Func(BtfType):
     """BTF_KIND_FUNC: ``type`` is its FUNC_PROTO; the linkage lives in the vlen bits."""
 
@@ -213,7 +212,7 @@ class Param(NamedTuple):
     type: int
 
 
-@attrs.frozen
+@records.frozen
 class FuncProto(BtfType):
     kind: ClassVar[BtfKind] = BtfKind.FUNC_PROTO
 
@@ -230,7 +229,7 @@ class FuncProto(BtfType):
         return bool(self.params) and self.params[-1] == ("", 0)
 
 
-@attrs.frozen
+@records.frozen
 class Var(BtfType):
     kind: ClassVar[BtfKind] = BtfKind.VAR
 
@@ -238,14 +237,14 @@ class Var(BtfType):
     linkage: BtfVarLinkage = BtfVarLinkage.STATIC
 
 
-@attrs.frozen
+@records.frozen
 class VarSecinfo:
     type: int
     offset: int
     size: int
 
 
-@attrs.frozen
+@records.frozen
 class Datasec(BtfType):
     kind: ClassVar[BtfKind] = BtfKind.DATASEC
 
@@ -253,14 +252,14 @@ class Datasec(BtfType):
     vars: tuple[VarSecinfo, ...]
 
 
-@attrs.frozen
+@records.frozen
 class Float(BtfType):
     kind: ClassVar[BtfKind] = BtfKind.FLOAT
 
     size: int
 
 
-@attrs.frozen
+@records.frozen
 class DeclTag(BtfType):
     """BTF_KIND_DECL_TAG: ``component_idx`` is -1 for the type itself, else a member or
     parameter index. ``kind_flag`` set means a C attribute (newer kernels)."""
@@ -272,7 +271,7 @@ class DeclTag(BtfType):
     kind_flag: bool = False
 
 
-@attrs.frozen
+@records.frozen
 class Unknown(BtfType):
     """A kind this version does not know, skipped with the header's layout section.
 

@@ -13,7 +13,7 @@ The model is libbpf's btf.c builder (btf__add_*, btf__add_str, btf__raw_data):
   table (or the base's) already has one, else appends it. Names are interned when a type is
   added or set, so the string table follows the order in which names first appear;
 * types are the frozen classes of `bpfobj.btf.types`; edit one with
-  ``b.set_type(tid, attrs.evolve(b.type(tid), ...))`` or replace it by any other kind.
+  ``b.set_type(tid, records.evolve(b.type(tid), ...))`` or replace it by any other kind.
 
 `BtfBuilder.from_btf` is lazy: a copied type stays a raw record of the source until it is
 read through `type()` or replaced, and `encode` copies untouched records word for word, so
@@ -33,8 +33,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.btf import index as _index
 from bpfobj.btf import types as T
 from bpfobj.errors import BtfError
@@ -422,7 +421,7 @@ class BtfBuilder:
         if tid > MAX_TYPE_ID:
             raise _err("too many types")
         if t.id != tid:
-            t = attrs.evolve(t, id=tid)
+            t = records.evolve(t, id=tid)
         self._check(t)
         self._intern_type(t)
         self._types.append(t)
@@ -432,7 +431,7 @@ class BtfBuilder:
         """Replace own type `type_id` by `t` (any kind; ``t.id`` is set to `type_id`)."""
         i = self._local(type_id)
         if t.id != type_id:
-            t = attrs.evolve(t, id=type_id)
+            t = records.evolve(t, id=type_id)
         self._check(t)
         self._intern_type(t)
         self._types[i] = t
@@ -542,7 +541,7 @@ class BtfBuilder:
         kflag = t.kind_flag or bool(bitfield_size)
         ms = (*t.members, m)
         _check_members(ms, kflag)
-        self.set_type(type_id, attrs.evolve(t, members=ms, kind_flag=kflag))
+        self.set_type(type_id, records.evolve(t, members=ms, kind_flag=kflag))
 
     def add_enum(
         self,
@@ -588,7 +587,7 @@ class BtfBuilder:
         vs = (*t.values, T.EnumValue(name, value))
         sign = t.signed or value < 0  # btf__add_enum_value: a negative value sets kind_flag
         _check_enum_values(vs, sign, 32 if isinstance(t, T.Enum) else 64, type_id)
-        self.set_type(type_id, attrs.evolve(t, values=vs, signed=sign))
+        self.set_type(type_id, records.evolve(t, values=vs, signed=sign))
 
     def add_fwd(self, name: str, *, union: bool = False) -> int:
         """BTF_KIND_FWD of a struct (or a union). libbpf's enum forward is
@@ -635,7 +634,7 @@ class BtfBuilder:
         t = self.type(proto_id)
         if not isinstance(t, T.FuncProto):
             raise _err(f"{t.describe()} is not a FUNC_PROTO", proto_id)
-        self.set_type(proto_id, attrs.evolve(t, params=(*t.params, T.Param(name, type_id))))
+        self.set_type(proto_id, records.evolve(t, params=(*t.params, T.Param(name, type_id))))
 
     def add_var(
         self,
@@ -661,7 +660,7 @@ class BtfBuilder:
         if not isinstance(t, T.Datasec):
             raise _err(f"{t.describe()} is not a DATASEC", datasec_id)
         vs = (*t.vars, T.VarSecinfo(var_id, offset, size))
-        self.set_type(datasec_id, attrs.evolve(t, vars=vs))
+        self.set_type(datasec_id, records.evolve(t, vars=vs))
 
     def add_decl_tag(
         self, value: str, type_id: int, component_idx: int = -1, *, kind_flag: bool = False

@@ -96,8 +96,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_btf_dump(args: argparse.Namespace) -> int:
-    import attrs
-
+    from bpfobj import records
     from bpfobj.btf.cdump import CDumpOptions, iter_c
     from bpfobj.btf.dump import dump_raw, open_btf
 
@@ -118,7 +117,7 @@ def cmd_btf_dump(args: argparse.Namespace) -> int:
         return 0
     options = CDumpOptions.flavour(args.flavour)
     if args.sort is not None:
-        options = attrs.evolve(options, sort=args.sort)
+        options = records.evolve(options, sort=args.sort)
     warnings: list[str] = []
     try:
         for chunk in iter_c(btf, options, type_ids=args.types, warnings=warnings):

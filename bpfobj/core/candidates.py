@@ -20,8 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.core.btfview import (
     kind_core_compat,
     kind_str,
@@ -32,18 +31,18 @@ from bpfobj.core.btfview import (
 from bpfobj.core.compat import essential_name_len
 
 
-@attrs.frozen
+@records.frozen
 class TargetBtf:
     """A BTF to relocate against: ``name`` is "vmlinux" or the module name."""
 
     name: str
-    btf: Any = attrs.field(eq=False, repr=False)
+    btf: Any = records.field(eq=False, repr=False)
     override: bool = False
     """True when the main BTF replaces the kernel's (libbpf btf_custom_path): then
     modules are never searched."""
 
 
-@attrs.frozen
+@records.frozen
 class Candidate:
     """One target candidate type (struct bpf_core_cand) and the BTF it lives in."""
 

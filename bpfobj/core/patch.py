@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import MutableSequence
 from typing import Any, Literal
 
-import attrs
-
+from bpfobj import records
 from bpfobj.core.relo import CoreDecision
 from bpfobj.errors import CoreError
 from bpfobj.insn.codec import Instruction
@@ -42,7 +41,7 @@ _U64 = (1 << 64) - 1
 PatchOutcome = Literal["patched", "poisoned"]
 
 
-@attrs.frozen
+@records.frozen
 class PatchResult:
     """What `patch` did: the outcome, the value before and after, libbpf's log lines."""
 

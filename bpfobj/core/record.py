@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import MutableSequence
 from typing import Any
 
-import attrs
-
 from bpfobj import log as _log
+from bpfobj import records
 from bpfobj.core.patch import PatchResult, patch
 from bpfobj.core.relo import CandidateResult, CoreDecision, Outcome
 from bpfobj.errors import CoreError
 
 
-@attrs.frozen
+@records.frozen
 class CoreRecord:
     """One relocation as it was decided and applied (JSON-able via `to_json`)."""
 
@@ -42,14 +41,14 @@ class CoreRecord:
     relo: int = 0
     """Index of the relocation in its .BTF.ext section (libbpf's ``relo #N``)."""
     access_str: str = ""
-    log: tuple[str, ...] = attrs.field(default=(), repr=False)
+    log: tuple[str, ...] = records.field(default=(), repr=False)
     """libbpf-format log lines of this relocation."""
     errno: int = 0
     """libbpf's error number when outcome is "error"."""
 
     def placed(self, *, program: str | None = None, insn: int | None = None) -> CoreRecord:
         """A copy moved to another program / instruction index (subprogram appended)."""
-        return attrs.evolve(
+        return records.evolve(
             self,
             program=program if program is not None else self.program,
             insn=insn if insn is not None else self.insn,

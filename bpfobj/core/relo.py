@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, NoReturn, Protocol
 
-import attrs
-
+from bpfobj import records
 from bpfobj.core.btfview import (
     BTF_INT_SIGNED,
     ResolveError,
@@ -91,7 +90,7 @@ class CoreReloLike(Protocol):
     def kind(self) -> Any: ...
 
 
-@attrs.frozen
+@records.frozen
 class CandidateResult:
     """How one candidate fared: ``reason`` says why it did not match ("" when it did)."""
 
@@ -112,7 +111,7 @@ class CandidateResult:
         }
 
 
-@attrs.frozen
+@records.frozen
 class CoreDecision:
     """The result of one relocation, before it is applied (struct bpf_core_relo_res + why).
 
@@ -185,7 +184,7 @@ class _Fail(Exception):
         self.message = message
 
 
-@attrs.define
+@records.define
 class _Res:
     """struct bpf_core_relo_res"""
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import attrs
-
+from bpfobj import records
 from bpfobj.core.btfview import (
     ResolveError,
     enum_name,
@@ -90,7 +89,7 @@ class SpecError(Exception):
         self.message = message
 
 
-@attrs.define
+@records.define
 class Accessor:
     """struct bpf_core_accessor: a named field (name set) or an array index (name None)."""
 
@@ -99,15 +98,15 @@ class Accessor:
     name: str | None = None
 
 
-@attrs.define
+@records.define
 class CoreSpec:
     """struct bpf_core_spec (mutable while it is being built, like libbpf's scratch specs)."""
 
     btf: Any
     root_type_id: int
     relo_kind: int
-    spec: list[Accessor] = attrs.field(factory=list)
-    raw_spec: list[int] = attrs.field(factory=list)
+    spec: list[Accessor] = records.field(factory=list)
+    raw_spec: list[int] = records.field(factory=list)
     bit_offset: int = 0
 
     @property
@@ -123,7 +122,7 @@ class CoreSpec:
             btf=self.btf,
             root_type_id=self.root_type_id,
             relo_kind=self.relo_kind,
-            spec=[attrs.evolve(a) for a in self.spec],
+            spec=[records.evolve(a) for a in self.spec],
             raw_spec=list(self.raw_spec),
             bit_offset=self.bit_offset,
         )

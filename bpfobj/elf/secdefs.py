@@ -16,8 +16,8 @@ Pure table and functions: no ELF parsing, no kernel access.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from bpfobj import records
 from bpfobj.errors import SpecError
 from bpfobj.uapi import AttachType, ProgType
 
@@ -117,7 +117,7 @@ _AUTO_ATTACH_KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class SecDef:
     """One entry of libbpf's ``section_defs[]`` (``struct bpf_sec_def``).
 
@@ -346,7 +346,7 @@ def _attach_target(sec_def: SecDef, sec_name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@records.frozen
 class ProgramSection:
     """What libbpf derives from a program's ELF section name at open time.
 

@@ -3,6 +3,8 @@
 Offline and kernel-free: nothing here touches bpf(2).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from bpfobj.arch import ByteOrder
 from bpfobj.insn.codec import (
     Instruction,
@@ -17,7 +19,20 @@ from bpfobj.insn.codec import (
     mov64_imm,
     pseudo_call,
 )
-from bpfobj.insn.disasm import Symbol, disassemble_insns, disassemble_section, format_insn
+
+if TYPE_CHECKING:
+    from bpfobj.insn.disasm import Symbol, disassemble_insns, disassemble_section, format_insn
+
+_DISASM = ("Symbol", "disassemble_insns", "disassemble_section", "format_insn")
+
+
+def __getattr__(name: str) -> Any:
+    # The disassembler is imported when first asked for: loading a program never needs it.
+    if name in _DISASM:
+        from bpfobj.insn import disasm
+
+        return getattr(disasm, name)
+    raise AttributeError(f"module 'bpfobj.insn' has no attribute {name!r}")
 
 __all__ = [
     "ByteOrder",

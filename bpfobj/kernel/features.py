@@ -25,9 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from bpfobj import log
+from bpfobj import log, records
 from bpfobj.arch import host
 from bpfobj.errors import SyscallError
 from bpfobj.insn import Instruction, encode
@@ -55,7 +53,7 @@ _INT_SIGNED = 1
 _FUNC_GLOBAL = 1
 
 
-@attrs.frozen
+@records.frozen
 class Features:
     """What the running kernel supports (one probe per field, see module docstring)."""
 
@@ -121,7 +119,7 @@ class Features:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return records.asdict(self)
 
 
 # --------------------------------------------------------------------------------------
@@ -452,7 +450,7 @@ def _load_cached(boot: str) -> Features | None:
             doc = json.load(f)
         if doc.get("version") != CACHE_VERSION or doc.get("boot_id") != boot:
             return None
-        known = {f.name for f in attrs.fields(Features)}
+        known = {f.name for f in records.fields(Features)}
         values = doc["features"]
         if set(values) != known:
             return None

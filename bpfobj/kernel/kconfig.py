@@ -15,7 +15,6 @@ libbpf bpf_object__resolve_externs() + bpf_object__read_kconfig_file():
 from __future__ import annotations
 
 import functools
-import gzip
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -69,6 +68,8 @@ def _read_config(path: str, mtime: float) -> dict[str, str]:
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
+        import gzip  # only for /proc/config.gz
+
         raw = gzip.decompress(raw)
     return parse_config(raw.decode(errors="replace"))
 
