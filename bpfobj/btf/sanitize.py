@@ -77,8 +77,10 @@ class BtfFeatures:
 
     @property
     def needs_sanitization(self) -> bool:
-        """libbpf btf_needs_sanitization(): some feature is missing."""
-        return not all(records.astuple(self))
+        """libbpf btf_needs_sanitization(): a kind (or kind use) the kernel lacks, so types
+        must be rewritten. A missing layout section alone is not one: dropping it touches
+        only the header (`drops_layout`)."""
+        return not all(records.astuple(records.evolve(self, layout_header=True)))
 
     def missing(self) -> list[str]:
         """Names of the missing features (for logs)."""
@@ -93,7 +95,9 @@ def sanitize_btf(btf: Btf | bytes, features: BtfFeatures, *, base: Btf | None = 
     from bpfobj.btf.reader import Btf as _Btf
 
     parsed = btf if isinstance(btf, _Btf) else _Btf.parse(btf, base=base, name="sanitize")
-    if not features.needs_sanitization:
+    if not features.needs_sanitization and (
+        features.layout_header or parsed.header.layout_len == 0
+    ):
         return parsed.raw
     builder = BtfBuilder.from_btf(parsed)
     sanitize_builder(builder, features)
