@@ -116,7 +116,13 @@ class TargetBtf:
         from bpfobj.btf.reader import Btf
 
         p = os.fspath(path)
-        vmlinux = Btf.parse(read_btf_blob(p), name=p, cache=None)
+        if os.path.realpath(p) == f"{KERNEL_BTF_DIR}/vmlinux":
+            # The running kernel's, named explicitly: its per-boot snapshot and index serve.
+            from bpfobj.btf.reader import load_kernel_btf
+
+            vmlinux = load_kernel_btf()
+        else:
+            vmlinux = Btf.parse(read_btf_blob(p), name=p, cache=None)
         return cls._with_modules(vmlinux, p, modules or {})
 
     @classmethod
