@@ -23,11 +23,23 @@ The rules are bpftool's (tools/bpf/bpftool/gen.c, "btfgen"):
 
 Where this differs from bpftool, on purpose:
 
-* every matching candidate of a relocation is kept, not only the first. libbpf prunes a
-  local type's candidate list to the candidates that matched, so keeping only the first
-  one can change a later relocation of the same type (see tests/test_btfgen.py,
-  test_pruning_keeps_every_matching_candidate). With one candidate (the usual case for
-  kernel BTF) the result is the same as bpftool's.
+* of a local type's candidates, the one kept is the one libbpf's pruning ends on, not
+  the first matching candidate of each relocation. libbpf prunes a local type's
+  candidate list to the candidates that matched, after every relocation that found a
+  match; bpftool keeps the first match of each relocation, and when that changes from one
+  relocation to the next (flavors: gp___a has x, gp___b has x and y), its file makes an
+  earlier relocation prune the later one's candidate away: that relocation is poisoned
+  (tests/progs/gen_prune.c, tests/test_btfgen.py test_bpftool_prune_output_is_wrong*).
+  The first candidate left in the list after all the object's relocations matched
+  every relocation that found a match, and all matching candidates of a relocation give
+  the same value (libbpf fails on ambiguity otherwise): kept alone, with the members of
+  all those relocations, it gives every relocation the value the full BTF gives (the
+  other kept types are source types with fewer members: they match no more relocations
+  than in the source). With one candidate per relocation (kernel BTF) this is bpftool's
+  choice, so the file is bpftool's byte for byte; where the candidate changes it is
+  smaller (one flavor instead of several). What can differ from prepare against the
+  source is the target spec libbpf logs for a relocation that several flavors matched:
+  it names the kept flavor (same access path, same offset, same value).
 * modifiers, type tags and forward declarations are followed instead of failing
   ("unsupported kind" in btfgen_mark_type);
 * module BTF: relocations resolved into a module produce a minimised split BTF for that
@@ -192,18 +204,23 @@ class BtfGen:
         engine = CoreEngine(spec, self.target)
         targets = engine.targets
         decided = engine.decide_all()
+        survivors = _survivors(engine)
         count = 0
         for items in decided.values():
             for _, decision in items:
-                self._record(spec, decision, targets, strict=True)
+                self._record(spec, decision, targets, survivors, strict=True)
                 count += 1
         # 2. As bpftool decides them: every relocation of the object, in file order.
         if count < total:
             engine = CoreEngine(spec, self.target)
-            for sec_name, relos in sections.items():
-                for i, relo in enumerate(relos):
-                    decision = engine.decide(relo, i, sec_name)
-                    self._record(spec, decision, targets, strict=False)
+            later = [
+                engine.decide(relo, i, sec_name)
+                for sec_name, relos in sections.items()
+                for i, relo in enumerate(relos)
+            ]
+            survivors = _survivors(engine)
+            for decision in later:
+                self._record(spec, decision, targets, survivors, strict=False)
         self.relocations += count
         return count
 
@@ -212,10 +229,12 @@ class BtfGen:
         spec: ObjectSpec | CoreObject,
         d: CoreDecision,
         targets: Sequence[CoreTarget],
+        survivors: Mapping[int, tuple[str, int]],
         *,
         strict: bool,
     ) -> None:
-        """btfgen_record_reloc, for every matching candidate of decision `d`."""
+        """btfgen_record_reloc, for the candidate of decision `d` that survives libbpf's
+        pruning of its local type's candidate list (see `_survivors`)."""
         kind = d.kind
         if kind == CoreReloKind.TYPE_ID_LOCAL:
             return  # doesn't require kernel BTF
@@ -229,7 +248,12 @@ class BtfGen:
             return
         by_name = {t.name: t for t in targets}
         matched = [c for c in d.candidates if c.matched]
-        for cand in matched:
+        keep = survivors.get(d.local_type_id)
+        chosen = [c for c in matched if (c.btf, c.type_id) == keep]
+        # The survivor matched every relocation of its local type that found a match (the
+        # list only shrinks to matching candidates), so `chosen` is never empty when
+        # `matched` is not; fall back to every matching candidate if it were.
+        for cand in chosen or matched:
             tgt = by_name.get(cand.btf)
             if tgt is None:
                 continue
@@ -408,6 +432,19 @@ class BtfGen:
             relocations=self.relocations,
             byteorder=order,
         )
+
+
+def _survivors(engine: CoreEngine) -> dict[int, tuple[str, int]]:
+    """Per local type id, the (target BTF name, type id) of the first candidate left in
+    its candidate list once the engine has decided every relocation: libbpf keeps only the
+    matching candidates after each relocation that found a match, so this one matched all
+    of those. Keeping it alone, with the members of every such relocation, gives every
+    relocation the same value as the full BTF (see the module doc)."""
+    out: dict[int, tuple[str, int]] = {}
+    for local_id, cands in engine.cache.cands.items():
+        if cands:
+            out[local_id] = (cands[0].target.name, cands[0].type_id)
+    return out
 
 
 def _unsupported(btf: Btf, t: T.BtfType) -> BtfError:

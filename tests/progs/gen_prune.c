@@ -6,7 +6,9 @@
  * list stays [___a, ___b]. Relocation 2 (y) matches ___b only. bpftool keeps the first
  * matching candidate of each relocation (___a.x and ___b.y): against its output,
  * relocation 1 matches ___a only, the list is pruned to [___a], and relocation 2 finds no
- * y: poisoned. Keeping every matching candidate (___a.x, ___b.x, ___b.y) does not.
+ * y: poisoned. bpfobj keeps the candidate the list ends on after both relocations,
+ * ___b, with x and y: both relocations are patched as against the full BTF (relocation 1
+ * with ___b's x, at the same offset as ___a's), and the file is smaller than bpftool's.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
