@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_btf_builder import BtfBuilder, bpftool_json
 
-from bpfobj.btf import Btf, load_kernel_btf, load_raw_file
+from bpfobj.btf import Btf, load_kernel_btf, load_raw_file, reader
 from bpfobj.btf import types as T
 from bpfobj.errors import BtfError, NotSupportedError
 from bpfobj.uapi import BtfKind
@@ -128,6 +128,7 @@ def test_resolve_and_size_of_everything(vmlinux: Btf) -> None:
 def test_load_kernel_btf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path))
     cold = load_kernel_btf()
+    reader.flush_caches()  # the snapshot is written at exit
     warm = load_kernel_btf()
     assert cold.label == "vmlinux" and len(cold) == len(warm)
     assert list(cold._offs) == list(warm._offs)
@@ -136,8 +137,6 @@ def test_load_kernel_btf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(BtfError, match="cannot read"):
         load_kernel_btf(tmp_path / "nope")
     # A kernel without BTF at all is "not supported", not "bad input".
-    import bpfobj.btf.reader as reader
-
     missing = str(tmp_path / "vmlinux")
     monkeypatch.setattr(reader, "VMLINUX_BTF", missing)
     with pytest.raises(NotSupportedError, match="CONFIG_DEBUG_INFO_BTF"):
@@ -157,7 +156,9 @@ def test_kernel_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     (cache / "vmlinux-old-boot.btf").write_bytes(b"stale")
     (cache / "vmlinux-old-boot.key").write_bytes(b"k" * 16)
     cold = load_kernel_btf()
-    assert isinstance(cold._buf, mmap.mmap) and not (cache / "vmlinux-old-boot.btf").exists()
+    assert isinstance(cold._buf, mmap.mmap) and (cache / "vmlinux-old-boot.btf").exists()
+    reader.flush_caches()  # what the process's exit does
+    assert not (cache / "vmlinux-old-boot.btf").exists()
     snap = index.KernelSnapshot.for_running_kernel(str(VMLINUX))
     assert snap is not None and Path(snap.btf_path).read_bytes() == VMLINUX.read_bytes()
     assert Path(snap.key_path).read_bytes() == cold._content_key()
@@ -178,11 +179,45 @@ def test_kernel_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(load_kernel_btf(cache=False)) == len(cold)
 
 
+def test_cold_lookups_scan_then_index_at_exit(
+    vmlinux: Btf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a cached name index, kernel BTF answers its first lookups by scanning, with
+    the same answers as the index; the index is built and cached when the process exits
+    (or after enough scans), and a later load reads it from the cache."""
+    import random
+
+    monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path))
+    cold = Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=True)
+    cold._defer_index = True  # as load_kernel_btf() sets it
+    names = sorted({vmlinux.type(t).name for t in random.Random(7).sample(range(1, len(vmlinux)), 60)})
+    names = [*[n for n in names if n][:13], "task_struct", "no_such_type_xyz"]
+    assert len(names) == 15
+    for name in names:
+        assert cold.find(name) == vmlinux.find(name), name
+    assert cold.find_prefix("task_struct") == vmlinux.find_prefix("task_struct")
+    assert cold._name_ids is None and cold._scans == 16  # all answered by scanning
+    assert cold.find("sk_buff") == vmlinux.find("sk_buff")  # the 17th builds the index
+    assert cold._name_ids is not None
+    again = Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=True)
+    assert again._name_ids is not None  # read from the cache
+    # A fresh process's exit hook builds and stores it.
+    for idx in (tmp_path / "btf").glob("*.idx"):
+        idx.unlink()
+    third = Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=True)
+    third._defer_index = True
+    assert third.find("task_struct") == vmlinux.find("task_struct") and third._name_ids is None
+    reader.flush_caches()
+    assert third._name_ids is not None
+    assert Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=True)._name_ids is not None
+
+
 def test_cache_cold_warm_identical_on_vmlinux(tmp_path: Path) -> None:
     raw = VMLINUX.read_bytes()
     cold = Btf.parse(raw, cache=True, cache_dir=tmp_path)
     sample = ["task_struct", "sk_buff", "int", "pid"]
-    cold_finds = [cold.find(n) for n in sample]  # builds and stores the name index
+    cold_finds = [cold.find(n) for n in sample]  # answered by scanning, no index yet
+    reader.flush_caches()  # what the process's exit does: build and store it
     warm = Btf.parse(raw, cache=True, cache_dir=tmp_path)
     assert warm._name_ids is not None
     assert warm._offs == cold._offs
@@ -197,11 +232,13 @@ def test_cache_cold_warm_identical_on_vmlinux(tmp_path: Path) -> None:
     path.write_bytes(bytes(blob))
     again = Btf.parse(raw, cache=True, cache_dir=tmp_path)
     assert again._offs == cold._offs and [again.find(n) for n in sample] == cold_finds
+    reader.flush_caches()
     assert Btf.parse(raw, cache=True, cache_dir=tmp_path)._name_ids == cold._name_ids
 
 
-def test_split_on_vmlinux(vmlinux: Btf, tmp_path: Path) -> None:
+def test_split_on_vmlinux(vmlinux: Btf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A hand-built split blob on the real vmlinux, read back from a raw file."""
+    monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path / "cache"))
     (task,) = vmlinux.find("task_struct", BtfKind.STRUCT)
     (int_id,) = vmlinux.find("int", BtfKind.INT)
     sb = BtfBuilder(start_id=len(vmlinux) + 1, str_start=vmlinux._str_end, split=True)
@@ -219,6 +256,14 @@ def test_split_on_vmlinux(vmlinux: Btf, tmp_path: Path) -> None:
     assert split.find("task_struct") == [*vmlinux.find("task_struct"), td]
     assert split.find("my_mod_struct") == [s]
     split.validate()
+    # The same lookups by scanning (a split blob whose index is not cached yet): its name
+    # offsets continue the base's strings.
+    scanned = load_raw_file(path, base=vmlinux, cache=True)
+    scanned._defer_index = True  # as the running kernel's BTF is
+    assert scanned._cache_path is not None and scanned._name_ids is None
+    assert scanned.find("task_struct") == [*vmlinux.find("task_struct"), td]
+    assert scanned.find("my_mod_struct") == [s] and scanned.find_prefix("my_mod") == [s]
+    assert scanned._scans == 3 and scanned._name_ids is None
 
 
 @pytest.mark.skipif(not MODULES, reason="no module BTF in /sys/kernel/btf")

@@ -95,10 +95,12 @@ class Btf:
     """Raw BTF, indexed lazily. Build with `Btf.parse`, `load_kernel_btf`, `load_raw_file`."""
 
     __slots__ = (
+        "__weakref__",
         "_buf",
         "_cache_key",
         "_cache_path",
         "_count",
+        "_defer_index",
         "_key_of",
         "_layout",
         "_n",
@@ -108,6 +110,8 @@ class Btf:
         "_ptr_size",
         "_raw_bytes",
         "_s0",
+        "_scan_noffs",
+        "_scans",
         "_str_end",
         "_str_len",
         "_types",
@@ -142,6 +146,9 @@ class Btf:
     _ptr_size: int | None
     _name_ids: memoryview | None  # the name index: ids sorted by name key ...
     _name_offs: memoryview | None  # ... and their name offsets
+    _scan_noffs: bytes | None  # name_off of every own type, for lookups by scanning
+    _scans: int  # lookups answered by scanning (no name index yet)
+    _defer_index: bool  # scan first, build the name index at exit (the running kernel's)
     _cache_key: bytes | None
     _cache_path: str | None
     _key_of: Callable[[int], bytes]
@@ -212,6 +219,9 @@ class Btf:
         self._ptr_size = None
         self._name_ids = None
         self._name_offs = None
+        self._scan_noffs = None
+        self._scans = 0
+        self._defer_index = False
         self._cache_key = None
         self._cache_path = None
         size = len(raw)
@@ -840,6 +850,8 @@ class Btf:
             raise ValueError("find_prefix() needs a non-empty prefix")
         out = self.base.find_prefix(prefix) if self.base is not None else []
         nameb = prefix.encode("utf-8", "surrogateescape")
+        if self._scan_first():
+            return out + self._scan_names(nameb, exact=False)
         ids, noffs = self._name_index()
         target = nameb[: _index.NAME_KEY]
         key_of = self._key_of
@@ -856,7 +868,56 @@ class Btf:
         local.sort()
         return out + local
 
+    def _scan_first(self) -> bool:
+        """Whether to answer a lookup by scanning rather than with the name index.
+
+        The running kernel's BTF, when its index is not cached yet (the first process on a
+        new kernel), scans: building the index costs ~25 ms, a scan ~2 ms, and a tool makes
+        a few lookups before its first result. The index is built after
+        `_SCANS_BEFORE_INDEX` scans, or when the process exits, and cached then, so later
+        processes get it from the cache. (Other BTF builds it on the first lookup: a
+        `bpfobj check` worker ends without running exit handlers.)"""
+        if not self._defer_index or self._name_ids is not None or self._cache_path is None:
+            return False
+        if self._scans >= _SCANS_BEFORE_INDEX:
+            return False
+        if not self._scans:
+            _index_at_exit(self)
+        self._scans += 1
+        return True
+
+    def _scan_names(self, nameb: bytes, *, exact: bool) -> list[int]:
+        """Ids of own types named `nameb` (or, not `exact`, starting with it), found without
+        the name index: each string starting with it (a search for NUL + name in the string
+        section), then each type whose name_off is that string (a search in the name_offs
+        of all types, gathered once)."""
+        buf, s0 = self._buf, self._s0
+        end = s0 + self._str_len
+        needle = b"\0" + nameb + (b"\0" if exact else b"")
+        strings = []
+        p = buf.find(needle, s0, end)
+        while p >= 0:
+            strings.append(self.start_str_off + p + 1 - s0)  # name_offs are absolute
+            p = buf.find(needle, p + 1, end)
+        if not strings:
+            return []
+        if self._scan_noffs is None:
+            self._scan_noffs = _index.gather_name_offsets(self._offs, self._w)
+        noffs = self._scan_noffs
+        ids = []
+        for off in strings:
+            pattern = off.to_bytes(4, sys.byteorder)  # `_w` is in host order
+            q = noffs.find(pattern)
+            while q >= 0:
+                if q % 4 == 0:
+                    ids.append(self.start_id + q // 4)
+                q = noffs.find(pattern, q + 1)
+        ids.sort()
+        return ids
+
     def _lookup(self, nameb: bytes) -> list[int]:
+        if self._scan_first():
+            return self._scan_names(nameb, exact=True)
         ids, noffs = self._name_index()
         key = _index.NAME_KEY
         target = (nameb + b"\x00")[:key]
@@ -940,6 +1001,47 @@ class Btf:
 
 _VOID: BtfType | None = None
 
+# Lookups a big BTF without a cached name index answers by scanning before building it.
+_SCANS_BEFORE_INDEX = 16
+
+# Cache writes a cold process leaves for its exit, off the path to its first result.
+_AT_EXIT: list[Callable[[], None]] = []
+_SNAPSHOTS_PENDING: set[str] = set()
+
+
+def _at_exit(work: Callable[[], None]) -> None:
+    if not _AT_EXIT:
+        import atexit
+
+        atexit.register(flush_caches)
+    _AT_EXIT.append(work)
+
+
+def _index_at_exit(btf: Btf) -> None:
+    """Build and cache `btf`'s name index when the process exits (if it still lives and
+    has none by then): later processes find it in the cache."""
+    import weakref
+
+    ref = weakref.ref(btf)
+
+    def build() -> None:
+        live = ref()
+        if live is not None and live._name_ids is None:
+            live._name_index()
+
+    _at_exit(build)
+
+
+def flush_caches() -> None:
+    """Write what cold loads left for the exit: kernel BTF snapshots and name indexes
+    (run at exit; a benchmark calls it to time it). A failure only loses the cache."""
+    while _AT_EXIT:
+        work = _AT_EXIT.pop(0)
+        try:
+            work()
+        except Exception:  # the cache only saves time; the lookups were answered
+            pass
+
 
 def _void() -> BtfType:
     global _VOID
@@ -1022,7 +1124,9 @@ def load_kernel_btf(
         if snapshot is not None:
             found = snapshot.load()
             if found is not None:
-                return Btf._from_buffer(found[0], None, "vmlinux", cache, None, found[1])
+                btf = Btf._from_buffer(found[0], None, "vmlinux", cache, None, found[1])
+                btf._defer_index = True
+                return btf
     try:
         data = _read_file(p)
     except FileNotFoundError as exc:
@@ -1045,8 +1149,14 @@ def load_kernel_btf(
     if is_module and base is None:
         base = load_kernel_btf(cache=cache)
     btf = Btf._from_buffer(data, base, os.path.basename(p), cache, None)
-    if snapshot is not None:
-        snapshot.store(data, btf._content_key())
+    btf._defer_index = p == VMLINUX_BTF
+    if snapshot is not None and snapshot.btf_path not in _SNAPSHOTS_PENDING:
+        # Written at exit (5 MB: a few ms that the first result need not wait for). The
+        # bytes stay alive until then: the running kernel's BTF, which
+        # TargetBtf.running_kernel keeps for the whole process anyway; once per process.
+        _SNAPSHOTS_PENDING.add(snapshot.btf_path)
+        key = btf._content_key()
+        _at_exit(lambda: snapshot.store(data, key))
     return btf
 
 
