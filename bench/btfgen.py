@@ -14,8 +14,8 @@ Figures (medians of N runs, wall clock):
   included).
 
 Goal: the first call <= 1.0x bpftool's time. No assertion; also prints both output sizes.
-A process also pays for the interpreter and the imports (printed apart: ~60-100 ms here,
-most of it attrs/pyelftools-free module set-up), which bpftool, a C binary, does not.
+A process also pays for the interpreter and the imports (printed apart), which bpftool, a
+C binary, does not: the CLI row shows the whole process.
 """
 
 from __future__ import annotations
