@@ -2,8 +2,9 @@
 cached by content.
 
 Binaries land in build/harness/<name>-<hash>; the hash covers the compiler, flags and
-libraries, the source, every header of tests/harness (harness_json.h, which the JSON
-harnesses include) and the system's libbpf.h, so an edit rebuilds and nothing else does.
+libraries, the source, every header of tests/harness (harness_json.h, map_section.h:
+what the harnesses share) and the system's libbpf.h, so an edit rebuilds and nothing else
+does.
 """
 
 from __future__ import annotations

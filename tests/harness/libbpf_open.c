@@ -60,6 +60,7 @@
 #include <bpf/libbpf.h>
 
 #include "harness_json.h"
+#include "map_section.h"
 
 /* ---- capture libbpf's messages instead of letting them hit stderr ---- */
 
@@ -95,33 +96,6 @@ static const char *expected_attach_type_str(const struct bpf_program *prog)
 		return NULL;
 	}
 	return libbpf_bpf_attach_type_str(eat);
-}
-
-static void map_section(const struct bpf_object *obj, const struct bpf_map *map,
-			char *out, size_t out_sz)
-{
-	const char *name = bpf_map__name(map);
-	const struct btf *btf;
-	const struct btf_type *t;
-	__u32 vid;
-
-	if (!bpf_map__is_internal(map)) {
-		snprintf(out, out_sz, ".maps");
-		return;
-	}
-	btf = bpf_object__btf(obj);
-	vid = bpf_map__btf_value_type_id(map);
-	if (btf && vid) {
-		t = btf__type_by_id(btf, vid);
-		if (t && btf_is_datasec(t)) {
-			snprintf(out, out_sz, "%s", btf__name_by_offset(btf, t->name_off));
-			return;
-		}
-	}
-	/* No DATASEC (e.g. .rodata.str1.1): the object name never has a '.', so the
-	 * section is everything from the first '.'.
-	 */
-	snprintf(out, out_sz, "%s", strchr(name, '.') ? strchr(name, '.') : name);
 }
 
 /* The members a map and its inner map both have: type, sizes, max_entries, flags. */

@@ -60,6 +60,7 @@
 #include <linux/bpf.h>
 
 #include "harness_json.h"
+#include "map_section.h"
 
 #ifndef BPF_PSEUDO_MAP_VALUE
 #define BPF_PSEUDO_MAP_VALUE 2
@@ -81,31 +82,6 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 }
 
 /* ---- maps ---- */
-
-static void map_section(const struct bpf_object *obj, const struct bpf_map *map,
-			char *out, size_t out_sz)
-{
-	const char *name = bpf_map__name(map);
-	const struct btf *btf;
-	const struct btf_type *t;
-	__u32 vid;
-
-	if (!bpf_map__is_internal(map)) {
-		snprintf(out, out_sz, ".maps");
-		return;
-	}
-	btf = bpf_object__btf(obj);
-	vid = bpf_map__btf_value_type_id(map);
-	if (btf && vid) {
-		t = btf__type_by_id(btf, vid);
-		if (t && btf_is_datasec(t)) {
-			snprintf(out, out_sz, "%s", btf__name_by_offset(btf, t->name_off));
-			return;
-		}
-	}
-	/* No DATASEC: the object name never has a '.', the section starts at the first '.' */
-	snprintf(out, out_sz, "%s", strchr(name, '.') ? strchr(name, '.') : name);
-}
 
 struct map_info {
 	const struct bpf_map *map;
