@@ -27,7 +27,6 @@ goals (warm <= 1.0x libbpf, cold <= 2.5x, peak RSS <= 40 MB).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import bpfbuild  # noqa: E402
+import harnessbuild  # noqa: E402
 
 HARNESS = ROOT / "bench" / "harness" / "prepare_time.c"
 
@@ -109,18 +109,7 @@ def run_worker(obj: Path, cache_dir: str, modules: str) -> dict[str, float]:
 
 
 def build_harness() -> Path | None:
-    digest = hashlib.sha256(HARNESS.read_bytes()).hexdigest()[:12]
-    exe = ROOT / "build" / "bench" / f"prepare_time-{digest}"
-    if not exe.exists():
-        exe.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            ["gcc", "-O2", "-o", str(exe), str(HARNESS), "-lbpf", "-lelf", "-lz"],
-            capture_output=True, text=True,
-        )
-        if proc.returncode:
-            print(f"(libbpf harness not built: {proc.stderr.strip()[:200]})")
-            return None
-    return exe
+    return harnessbuild.build_or_none(HARNESS, ROOT / "build" / "bench")
 
 
 def main() -> int:

@@ -27,7 +27,6 @@ a tree prepared by bench/startup.py's ``bcc_kernel_source()`` (see there).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -180,15 +179,9 @@ def build_object() -> Path:
 
 
 def build_harness() -> Path | None:
-    digest = hashlib.sha256(HARNESS.read_bytes()).hexdigest()[:12]
-    exe = BUILD / f"ringbuf_consume-{digest}"
-    if not exe.exists():
-        BUILD.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(["gcc", "-O2", "-o", str(exe), str(HARNESS), "-lbpf", "-lelf",
-                               "-lz"], capture_output=True, text=True)
-        if proc.returncode:
-            print(f"(libbpf harness not built: {proc.stderr.strip()[:300]})")
-            return None
+    import harnessbuild  # type: ignore[import-not-found]  # tests/harnessbuild.py
+
+    exe: Path | None = harnessbuild.build_or_none(HARNESS, BUILD)
     return exe
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import os
 import statistics
 import subprocess
@@ -141,15 +140,10 @@ def bcc_kernel_source(prepare: bool = True) -> str | None:
 
 
 def build_harness() -> Path | None:
-    digest = hashlib.sha256(HARNESS.read_bytes()).hexdigest()[:12]
-    exe = BUILD / f"startup-{digest}"
-    if not exe.exists():
-        BUILD.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(["gcc", "-O2", "-o", str(exe), str(HARNESS), "-lbpf", "-lelf",
-                               "-lz"], capture_output=True, text=True)
-        if proc.returncode:
-            print(f"(libbpf harness not built: {proc.stderr.strip()[:300]})")
-            return None
+    sys.path.insert(0, str(ROOT / "tests"))
+    import harnessbuild  # type: ignore[import-not-found]  # tests/harnessbuild.py
+
+    exe: Path | None = harnessbuild.build_or_none(HARNESS, BUILD)
     return exe
 
 

@@ -78,7 +78,7 @@ from bpfobj.btf.writer import BtfBuilder
 from bpfobj.core.engine import CoreEngine
 from bpfobj.core.record import make_record
 from bpfobj.core.relo import spec_match
-from bpfobj.core.spec import parse_spec
+from bpfobj.core.spec import ENUMVAL_KINDS, FIELD_KINDS, parse_spec
 from bpfobj.errors import BpfObjError, BtfError, CoreError
 from bpfobj.uapi import BtfKind, CoreReloKind
 
@@ -88,20 +88,11 @@ if TYPE_CHECKING:
     from bpfobj.core.spec import CoreSpec
     from bpfobj.spec import ObjectSpec
 
-_FIELD_KINDS = frozenset(
-    {
-        CoreReloKind.FIELD_BYTE_OFFSET,
-        CoreReloKind.FIELD_BYTE_SIZE,
-        CoreReloKind.FIELD_EXISTS,
-        CoreReloKind.FIELD_SIGNED,
-        CoreReloKind.FIELD_LSHIFT_U64,
-        CoreReloKind.FIELD_RSHIFT_U64,
-    }
-)
+# The type kinds that keep the target type whole: bpfobj.core.spec.TYPE_KINDS but for
+# TYPE_ID_LOCAL and TYPE_MATCHES, which are handled on their own.
 _TYPE_KINDS = frozenset(
     {CoreReloKind.TYPE_ID_TARGET, CoreReloKind.TYPE_EXISTS, CoreReloKind.TYPE_SIZE}
 )
-_ENUMVAL_KINDS = frozenset({CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE})
 # btf_is_mod() || btf_is_typedef(): skipped on the way down a field access.
 _SKIP_KINDS = frozenset(
     {BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG}
@@ -258,14 +249,14 @@ class BtfGen:
             if tgt is None:
                 continue
             marks_name = cand.btf
-            if kind in _FIELD_KINDS:
+            if kind in FIELD_KINDS:
                 targ = self._target_spec(spec, d, tgt.btf, cand.type_id)
                 self._record_field(marks_name, tgt.btf, targ)
             elif kind == CoreReloKind.TYPE_MATCHES:
                 self._mark_type_match(marks_name, tgt.btf, cand.type_id, False)
             elif kind in _TYPE_KINDS:
                 self._mark_type(marks_name, tgt.btf, cand.type_id, True)
-            elif kind in _ENUMVAL_KINDS:
+            elif kind in ENUMVAL_KINDS:
                 self._mark_type(marks_name, tgt.btf, cand.type_id, False)
         if not matched and len(targets) > 1 and d.candidates:
             # vmlinux had candidates, none matched: keep their roots so that the module

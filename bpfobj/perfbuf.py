@@ -27,18 +27,12 @@ import mmap
 import select
 import struct
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bpfobj.errors import PhaseError, SpecError, SyscallError
-from bpfobj.ringbuf import (
-    RecordDecoder,
-    _fence,
-    make_decoder,
-    map_fd_and_info,
-    wait_readable,
-)
+from bpfobj.buffers import BufferConsumer
+from bpfobj.errors import SpecError, SyscallError
+from bpfobj.ringbuf import RecordDecoder, _fence, make_decoder, map_fd_and_info
 from bpfobj.uapi import MapType
 
 if TYPE_CHECKING:
@@ -177,7 +171,7 @@ class CpuBuffer:
         self.fd.close()
 
 
-class PerfBuffer:
+class PerfBuffer(BufferConsumer):
     """Per-CPU perf rings feeding one BPF_MAP_TYPE_PERF_EVENT_ARRAY (libbpf perf_buffer).
 
     `map_or_fd`: a loaded `Map` or a map fd. `page_cnt`: data pages per CPU, a power of 2.
@@ -191,8 +185,11 @@ class PerfBuffer:
     the map's max_entries).
 
     `lost` counts the samples the kernel dropped because a ring was full (their sum over
-    `lost_by_cpu`).
+    `lost_by_cpu`). `fileno()` is the epoll fd (libbpf perf_buffer__epoll_fd()). The
+    iterators, `read()`, `read_async()` and closing come from `BufferConsumer`.
     """
+
+    _what = "perf buffer"
 
     def __init__(self, map_or_fd: Any, callback: SampleCallback | None = None, *,
                  lost_callback: LostCallback | None = None, page_cnt: int = 64,
@@ -264,15 +261,6 @@ class PerfBuffer:
     def lost_by_cpu(self) -> dict[int, int]:
         return {b.cpu: b.lost for b in self._bufs.values()}
 
-    def _live(self) -> select.epoll:
-        if self._epoll is None:
-            raise PhaseError("the perf buffer is closed")
-        return self._epoll
-
-    def fileno(self) -> int:
-        """The epoll fd (libbpf perf_buffer__epoll_fd())."""
-        return self._live().fileno()
-
     # -- consuming -----------------------------------------------------------------------
 
     def _process(self, buf: CpuBuffer) -> int:
@@ -330,82 +318,11 @@ class PerfBuffer:
         count = self._flush_backlog() if self._backlog else 0
         return count + sum(self._process(b) for b in list(self._bufs.values()))
 
-    def read(self, timeout: float | None = None) -> list[Record]:
-        """The queued samples, polling once when there are none (a batch API)."""
-        if not self._pending:
-            self.consume()
-            if not self._pending and timeout != 0:
-                self.poll(timeout)
-        out, self._pending = self._pending, []
-        return out
-
-    def __iter__(self) -> Iterator[Record]:
-        """Samples, blocking for more; forever."""
-        while True:
-            batch = self._pending
-            self._pending = []
-            if not batch:
-                self.poll(None)
-                continue
-            rest = iter(batch)
-            try:
-                yield from rest
-            finally:
-                self._pending[:0] = rest
-
-    def records(self, timeout: float | None = None) -> Iterator[Record]:
-        """Like iterating, but stops after `timeout` seconds without a sample."""
-        while True:
-            batch = self.read(timeout)
-            if not batch:
-                return
-            rest = iter(batch)
-            try:
-                yield from rest
-            finally:
-                self._pending[:0] = rest
-
-    def __aiter__(self) -> AsyncIterator[Record]:
-        return self._aiter()
-
-    async def _aiter(self) -> AsyncIterator[Record]:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = self._pending
-            self._pending = []
-            if not batch:
-                # an outer epoll (the event loop's) checking ours polls the perf fds, which
-                # clears their wake-up flag: look at the rings themselves, not only epoll
-                if not self.poll(0) and not self.consume():
-                    await wait_readable(loop, self.fileno())
-                continue
-            rest = iter(batch)
-            try:
-                for rec in rest:
-                    yield rec
-            finally:
-                self._pending[:0] = rest
-
-    async def read_async(self) -> list[Record]:
-        """The next batch of samples, awaiting data without blocking the event loop."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = self.read(0)
-            if batch:
-                return batch
-            await wait_readable(loop, self.fileno())
-
     # -- closing -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Disable and close every CPU's perf event, unmap the rings, close epoll (the map
-        keeps its now stale fds until it is closed; libbpf leaves them too)."""
-        if self._epoll is None:
-            return
+    def _close_rings(self) -> None:
+        """Close every CPU's perf event and unmap its ring (the map keeps its now stale
+        fds until it is closed; libbpf leaves them too)."""
         from bpfobj.sys import attr
         from bpfobj.sys.syscall import Cmd, bpf
 
@@ -417,25 +334,6 @@ class PerfBuffer:
                 pass  # the map may be closed already
             buf.close()
         self._bufs.clear()
-        self._epoll.close()
-        self._epoll = None
-
-    @property
-    def closed(self) -> bool:
-        return self._epoll is None
-
-    def __enter__(self) -> PerfBuffer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._bufs)} CPUs"

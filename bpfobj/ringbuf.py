@@ -30,17 +30,16 @@ import mmap
 import select
 import struct
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bpfobj.arch import host
-from bpfobj.errors import BpfObjError, PhaseError, SpecError, SyscallError
+from bpfobj.buffers import BufferConsumer
+from bpfobj.buffers import wait_readable as wait_readable  # moved; still importable here
+from bpfobj.errors import BpfObjError, SpecError, SyscallError
 from bpfobj.uapi import BtfKind, MapType
 
 if TYPE_CHECKING:
-    import asyncio
-
     from bpfobj.btf.reader import Btf
 
 __all__ = [
@@ -494,7 +493,7 @@ class Ring:
 # --------------------------------------------------------------------------------------
 
 
-class RingBuffer:
+class RingBuffer(BufferConsumer):
     """A consumer of one or more BPF_MAP_TYPE_RINGBUF maps (libbpf ``struct ring_buffer``).
 
     `map_or_fd`: a loaded `bpfobj.maps.Map` or a map fd. `callback(record)` is called for
@@ -506,7 +505,12 @@ class RingBuffer:
     handed to it yet are delivered first at the next poll (none is lost). The ring's space
     is released as records are copied out, before callbacks run (libbpf advances
     consumer_pos past a sample before looking at its callback's result too).
+
+    `fileno()` is the epoll fd (libbpf ring_buffer__epoll_fd()): readable when a ring has
+    data. The iterators, `read()`, `read_async()` and closing come from `BufferConsumer`.
     """
+
+    _what = "ring buffer"
 
     def __init__(self, map_or_fd: Any = None, callback: Callback | None = None, *,
                  event_type: str | int | RecordDecoder | None = None,
@@ -546,15 +550,6 @@ class RingBuffer:
     @property
     def rings(self) -> list[Ring]:
         return list(self._rings.values())
-
-    def _live(self) -> select.epoll:
-        if self._epoll is None:
-            raise PhaseError("the ring buffer is closed")
-        return self._epoll
-
-    def fileno(self) -> int:
-        """The epoll fd (libbpf ring_buffer__epoll_fd()): readable when a ring has data."""
-        return self._live().fileno()
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -599,120 +594,14 @@ class RingBuffer:
         self._live()
         return sum(self._process(ring) for ring in list(self._rings.values()))
 
-    def read(self, timeout: float | None = None) -> list[Record]:
-        """The queued records (rings without callback), polling once when there are none:
-        a batch API, cheaper than iterating record by record."""
-        if not self._pending:
-            self.consume()
-            if not self._pending and timeout != 0:
-                self.poll(timeout)
-        out, self._pending = self._pending, []
-        return out
-
-    def __iter__(self) -> Iterator[Record]:
-        """Records of the rings without callback, blocking for more; forever."""
-        while True:
-            batch = self._pending
-            self._pending = []
-            if not batch:
-                self.poll(None)
-                continue
-            rest = iter(batch)
-            try:
-                yield from rest
-            finally:  # the consumer stopped early: keep what it did not get
-                self._pending[:0] = rest
-
-    def records(self, timeout: float | None = None) -> Iterator[Record]:
-        """Like iterating, but stops after `timeout` seconds without a record."""
-        while True:
-            batch = self.read(timeout)
-            if not batch:
-                return
-            rest = iter(batch)
-            try:
-                yield from rest
-            finally:
-                self._pending[:0] = rest
-
-    def __aiter__(self) -> AsyncIterator[Record]:
-        return self._aiter()
-
-    async def _aiter(self) -> AsyncIterator[Record]:
-        import asyncio  # here: importing asyncio costs ~20 ms of a tool's start-up
-
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = self._pending
-            self._pending = []
-            if not batch:
-                # an outer epoll (the event loop's) checking ours polls the perf fds, which
-                # clears their wake-up flag: look at the rings themselves, not only epoll
-                if not self.poll(0) and not self.consume():
-                    await wait_readable(loop, self.fileno())
-                continue
-            rest = iter(batch)
-            try:
-                for rec in rest:
-                    yield rec
-            finally:
-                self._pending[:0] = rest
-
-    async def read_async(self) -> list[Record]:
-        """The next batch of records, awaiting data without blocking the event loop."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = self.read(0)
-            if batch:
-                return batch
-            await wait_readable(loop, self.fileno())
-
     # -- closing -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Unmap every ring and close the epoll fd (the maps stay open)."""
-        if self._epoll is None:
-            return
+    def _close_rings(self) -> None:
+        """Unmap every ring (the maps stay open)."""
         for ring in self._rings.values():
             ring.close()
         self._rings.clear()
-        self._epoll.close()
-        self._epoll = None
-
-    @property
-    def closed(self) -> bool:
-        return self._epoll is None
-
-    def __enter__(self) -> RingBuffer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ", ".join(r.name for r in self._rings.values())
         return f"<RingBuffer {state}>"
-
-
-async def wait_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    """Wait until `fd` (an epoll fd) is readable: add_reader for one wake-up."""
-    fut: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    loop.add_reader(fd, ready)
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)

@@ -16,11 +16,13 @@ import os
 import platform
 import re
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,6 +34,9 @@ for _path in (TESTS, ROOT):
         sys.path.insert(0, str(_path))
 
 from integration import vm  # noqa: E402
+
+if TYPE_CHECKING:
+    from bpfobj import BpfObject
 
 IN_VM = os.environ.get("BPFOBJ_VM") == "1"
 HOST_ONLY = {"test_vm_unit.py"}
@@ -193,6 +198,66 @@ def bpf_build() -> Callable[..., Path]:
         return build(source, **options)
 
     return checked
+
+
+GENERATED_SRC = ROOT / "build" / "integration-src"
+"""Where tests write BPF C sources they hold as strings (vm.GENERATED_SOURCES prebuilds
+them for the guests from the same path)."""
+
+
+@pytest.fixture(scope="session")
+def bpf_build_text(bpf_build: Callable[..., Path]) -> Callable[[str, str], Path]:
+    """``bpf_build_text(name, text)``: the BPF C source `text` written to GENERATED_SRC/`name`
+    (atomically, only when it changed) and built against vmlinux.h by `bpf_build`."""
+
+    def build(name: str, text: str) -> Path:
+        GENERATED_SRC.mkdir(parents=True, exist_ok=True)
+        src = GENERATED_SRC / name
+        if not src.exists() or src.read_text() != text:
+            tmp = src.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.rename(src)
+        return bpf_build(src, vmlinux=True)
+
+    return build
+
+
+@pytest.fixture
+def attached_source(bpf_build_text: Callable[[str, str], Path],
+                    pin_root: str) -> Iterator[Callable[[str, str], BpfObject]]:
+    """``attached_source(name, text)``: the object `bpf_build_text` builds, opened, loaded
+    (pinned maps under `pin_root`) and every program attached; the links and the object are
+    closed after the test."""
+    from bpfobj import BpfObject
+    from bpfobj.attach import attach_all
+
+    with ExitStack() as stack:
+
+        def load(name: str, text: str) -> BpfObject:
+            obj = stack.enter_context(BpfObject.open(bpf_build_text(name, text)))
+            obj.load(pin_root=pin_root)
+            for link in reversed(attach_all(obj)):  # closed in attach order, then obj
+                stack.callback(link.close)
+            return obj
+
+        yield load
+
+
+@pytest.fixture
+def alarm() -> Iterator[None]:
+    """Turn a test blocked for good (a consumer waiting for records that never come) into
+    a failure: SIGALRM after 60 s raises in the blocked epoll_wait."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked for 60 s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -29,12 +28,8 @@ from pathlib import Path
 import pytest
 
 from bpfobj import BpfObject
-from bpfobj.attach import attach_all
 from bpfobj.errors import PhaseError, SpecError
 from bpfobj.perfbuf import PerfBuffer
-
-ROOT = Path(__file__).resolve().parent.parent
-SRC_DIR = ROOT / "build" / "integration-src"
 
 BPF_SRC = r"""// SPDX-License-Identifier: GPL-2.0
 #include "vmlinux.h"
@@ -113,27 +108,9 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def build_source(bpf_build: Callable[..., Path], name: str, text: str) -> Path:
-    SRC_DIR.mkdir(parents=True, exist_ok=True)
-    src = SRC_DIR / name
-    if not src.exists() or src.read_text() != text:
-        tmp = src.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.rename(src)
-    return bpf_build(src, vmlinux=True)
-
-
 @pytest.fixture
-def obj(bpf_build: Callable[..., Path], pin_root: str) -> Iterator[BpfObject]:
-    path = build_source(bpf_build, "perfbuf_test.bpf.c", BPF_SRC)
-    with BpfObject.open(path) as o:
-        o.load(pin_root=pin_root)
-        links = attach_all(o)
-        try:
-            yield o
-        finally:
-            for link in links:
-                link.close()
+def obj(attached_source: Callable[[str, str], BpfObject]) -> BpfObject:
+    return attached_source("perfbuf_test.bpf.c", BPF_SRC)
 
 
 @contextmanager
@@ -146,23 +123,6 @@ def on_one_cpu() -> Iterator[int]:
         yield cpu
     finally:
         os.sched_setaffinity(0, before)
-
-
-@pytest.fixture
-def alarm() -> Iterator[None]:
-    """Turn a test blocked for good (a consumer waiting for records that never come) into
-    a failure: SIGALRM after 60 s raises in the blocked epoll_wait."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError("blocked for 60 s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def trigger(n: int) -> None:

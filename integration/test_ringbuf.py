@@ -22,20 +22,18 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bpfobj import BpfObject
-from bpfobj.attach import attach_all
 from bpfobj.errors import PhaseError, SpecError
 from bpfobj.ringbuf import (
     BPF_RINGBUF_BUSY_BIT,
@@ -44,9 +42,6 @@ from bpfobj.ringbuf import (
     Ring,
     RingBuffer,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-SRC_DIR = ROOT / "build" / "integration-src"
 
 BPF_SRC = r"""// SPDX-License-Identifier: GPL-2.0
 #include "vmlinux.h"
@@ -201,44 +196,9 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def build_source(bpf_build: Callable[..., Path], name: str, text: str) -> Path:
-    SRC_DIR.mkdir(parents=True, exist_ok=True)
-    src = SRC_DIR / name
-    if not src.exists() or src.read_text() != text:
-        tmp = src.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.rename(src)
-    return bpf_build(src, vmlinux=True)
-
-
 @pytest.fixture
-def obj(bpf_build: Callable[..., Path], pin_root: str) -> Iterator[BpfObject]:
-    path = build_source(bpf_build, "ringbuf_test.bpf.c", BPF_SRC)
-    with BpfObject.open(path) as o:
-        o.load(pin_root=pin_root)
-        links = attach_all(o)
-        try:
-            yield o
-        finally:
-            for link in links:
-                link.close()
-
-
-@pytest.fixture
-def alarm() -> Iterator[None]:
-    """Turn a test blocked for good (a consumer waiting for records that never come) into
-    a failure: SIGALRM after 60 s raises in the blocked epoll_wait."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError("blocked for 60 s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+def obj(attached_source: Callable[[str, str], BpfObject]) -> BpfObject:
+    return attached_source("ringbuf_test.bpf.c", BPF_SRC)
 
 
 def trigger(n: int) -> None:
@@ -563,10 +523,11 @@ def test_batches_stop_at_a_different_header() -> None:
 
 
 @pytest.mark.parametrize("type_name", ["rec", "odd", "inner"])
-def test_decoder_matches_the_map_codec(bpf_build: Callable[..., Path], type_name: str) -> None:
+def test_decoder_matches_the_map_codec(bpf_build_text: Callable[[str, str], Path],
+                                       type_name: str) -> None:
     from bpfobj.maps import Codec
 
-    spec = BpfObject.open(build_source(bpf_build, "ringbuf_test.bpf.c", BPF_SRC)).spec
+    spec = BpfObject.open(bpf_build_text("ringbuf_test.bpf.c", BPF_SRC)).spec
     assert spec.btf is not None
     dec = RecordDecoder.by_name(spec.btf, type_name)
     assert dec.compiled == (type_name != "odd")
@@ -581,10 +542,11 @@ def test_decoder_matches_the_map_codec(bpf_build: Callable[..., Path], type_name
     assert dec.decode(blobs[0][:-1]) == blobs[0][:-1]  # short: bytes
 
 
-def test_decoded_batches_of_longer_and_shorter_records(bpf_build: Callable[..., Path]) -> None:
+def test_decoded_batches_of_longer_and_shorter_records(
+        bpf_build_text: Callable[[str, str], Path]) -> None:
     """Records longer than the type decode their first bytes (in batches of one length);
     shorter ones come back as bytes; the order is kept."""
-    spec = BpfObject.open(build_source(bpf_build, "ringbuf_test.bpf.c", BPF_SRC)).spec
+    spec = BpfObject.open(bpf_build_text("ringbuf_test.bpf.c", BPF_SRC)).spec
     assert spec.btf is not None
     dec = RecordDecoder.by_name(spec.btf, "inner")
     fake = FakeRing(4096)

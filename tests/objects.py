@@ -21,9 +21,7 @@ The ``libbpf_can_open`` / ``libbpf_unknown_programs`` facts below are for libbpf
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
@@ -32,16 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import bpfbuild
+import harnessbuild
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = ROOT / "tests" / "progs"
-HARNESS_SRC = ROOT / "tests" / "harness" / "libbpf_open.c"
-HARNESS_OUT = ROOT / "build" / "harness"
-LIBBPF_HEADER = Path("/usr/include/bpf/libbpf.h")
-CC = os.environ.get("CC", "gcc")
-HARNESS_FLAGS = ("-O2", "-Wall", "-Wextra")
-HARNESS_LIBS = ("-lbpf", "-lelf", "-lz")
+HARNESS_SRC = harnessbuild.source("libbpf_open")
 
 BuildFn = Callable[..., Path]
 
@@ -305,29 +299,12 @@ def build_all(bpf_build: BuildFn) -> dict[str, Path]:
 
 
 def harness_missing_reason() -> str | None:
-    if shutil.which(CC) is None:
-        return f"{CC} is not installed"
-    if not LIBBPF_HEADER.exists():
-        return f"{LIBBPF_HEADER} is missing (apt-get install libbpf-dev libelf-dev zlib1g-dev)"
-    return None
+    return harnessbuild.missing_reason()
 
 
 def build_harness() -> Path:
-    """Compile tests/harness/libbpf_open.c (cached by source + flags hash)."""
-    h = hashlib.sha256(HARNESS_SRC.read_bytes())
-    h.update(" ".join((CC, *HARNESS_FLAGS, *HARNESS_LIBS)).encode())
-    out = HARNESS_OUT / f"libbpf_open-{h.hexdigest()[:12]}"
-    if not out.exists():
-        HARNESS_OUT.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        subprocess.run(
-            [CC, *HARNESS_FLAGS, "-o", str(tmp), str(HARNESS_SRC), *HARNESS_LIBS],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        tmp.rename(out)
-    return out
+    """Compile tests/harness/libbpf_open.c (cached by content, see harnessbuild)."""
+    return harnessbuild.build("libbpf_open")
 
 
 def libbpf_view(obj: Path, harness: Path | None = None) -> dict[str, Any]:

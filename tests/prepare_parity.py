@@ -25,11 +25,9 @@ built for the host and loaded into its kernel.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -38,13 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import harnessbuild
+
 ROOT = Path(__file__).resolve().parent.parent
-HARNESS_SRC = ROOT / "tests" / "harness" / "libbpf_prepare.c"
-HARNESS_OUT = ROOT / "build" / "harness"
-LIBBPF_HEADER = Path("/usr/include/bpf/libbpf.h")
-CC = os.environ.get("CC", "gcc")
-HARNESS_FLAGS = ("-O2", "-Wall", "-Wextra")
-HARNESS_LIBS = ("-lbpf", "-lelf", "-lz")
+HARNESS_SRC = harnessbuild.source("libbpf_prepare")
 
 LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW
 JMP_CALL = 0x85  # BPF_JMP | BPF_CALL
@@ -303,11 +298,7 @@ def diff_programs(
 
 def harness_missing_reason() -> str | None:
     """Why the libbpf harness cannot be built or run here (None when it can)."""
-    if shutil.which(CC) is None:
-        return f"{CC} is not installed"
-    if not LIBBPF_HEADER.exists():
-        return f"{LIBBPF_HEADER} is missing (apt-get install libbpf-dev libelf-dev zlib1g-dev)"
-    return None
+    return harnessbuild.missing_reason()
 
 
 def not_root_reason() -> str | None:
@@ -321,21 +312,8 @@ def not_root_reason() -> str | None:
 
 
 def build_harness() -> Path:
-    """Compile tests/harness/libbpf_prepare.c (cached by source + flags hash)."""
-    h = hashlib.sha256(HARNESS_SRC.read_bytes())
-    h.update(" ".join((CC, *HARNESS_FLAGS, *HARNESS_LIBS)).encode())
-    out = HARNESS_OUT / f"libbpf_prepare-{h.hexdigest()[:12]}"
-    if not out.exists():
-        HARNESS_OUT.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        subprocess.run(
-            [CC, *HARNESS_FLAGS, "-o", str(tmp), str(HARNESS_SRC), *HARNESS_LIBS],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        tmp.rename(out)
-    return out
+    """Compile tests/harness/libbpf_prepare.c (cached by content, see harnessbuild)."""
+    return harnessbuild.build("libbpf_prepare")
 
 
 def run_libbpf(

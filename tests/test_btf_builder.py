@@ -1,18 +1,24 @@
-"""A test-only BTF / .BTF.ext encoder, so that tests can hand-build exact (and broken) blobs.
+"""Raw BTF for the tests that need bytes no writer produces, and a .BTF.ext encoder.
 
-    b = BtfBuilder()
-    i = b.int_("int", 4, signed=True)
-    p = b.ptr(i)
-    raw = b.build()                       # bytes of raw BTF (header + types + strings)
+Well-formed BTF is built with `bpfobj.btf.writer.BtfBuilder`. `RawBtf` is for the rest:
+records written word by word (bad name offsets, reserved bits, truncated records, kinds
+the reader does not know), split BTF with its own copy of the base's strings, and header
+fields the writer always gets right (version, flags, bytes past the known fields):
 
-Every ``add_*`` returns the new type id. Nothing here validates: tests build bad input on
-purpose. (bpfobj's real BTF writer is a separate, later piece.)
+    r = RawBtf()
+    i = r.add("INT", "int", 4, [32])               # name, size or type, then the words after
+    r.raw([0x7777, info(KIND["PTR"]), i])          # any record, as u32 words
+    raw = r.build(version=2)                       # bytes of raw BTF
+
+Every ``add``/``raw`` returns the new type id. Nothing here validates. `build_ext` encodes
+a .BTF.ext whose strings are added to a BTF builder (the writer's or a `RawBtf`).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 KIND = {
     "INT": 1,
@@ -41,8 +47,9 @@ def info(kind: int, vlen: int = 0, kflag: bool = False) -> int:
     return (int(kflag) << 31) | ((kind & 0x1F) << 24) | (vlen & 0xFFFF)
 
 
-class BtfBuilder:
-    """Encodes types and strings; ``start_id``/``str_start`` make split BTF."""
+class RawBtf:
+    """Type records as u32 words and a string table; ``start_id``/``str_start`` make split
+    BTF (whose strings never reuse the base's: "" is offset 0, the rest get a copy)."""
 
     def __init__(self, *, start_id: int = 1, str_start: int = 0, split: bool = False) -> None:
         self.start_id = start_id
@@ -54,8 +61,7 @@ class BtfBuilder:
         self.strtab = bytearray() if split else bytearray(b"\0")
         self._strs: dict[str, int] = {}
 
-    # -- strings ------------------------------------------------------------------------
-    def str(self, s: str) -> int:
+    def add_string(self, s: str) -> int:
         if s == "":
             return 0  # split BTF too: offset 0 is the base's "" (as libbpf encodes it)
         off = self._strs.get(s)
@@ -65,7 +71,6 @@ class BtfBuilder:
             self._strs[s] = off
         return off
 
-    # -- raw ----------------------------------------------------------------------------
     def raw(self, words: Iterable[int]) -> int:
         """Append raw u32 words as one record (the caller knows what it is doing)."""
         self.words.extend(w & 0xFFFFFFFF for w in words)
@@ -81,129 +86,10 @@ class BtfBuilder:
         vlen: int = 0,
         kflag: bool = False,
     ) -> int:
+        """A record: name, info, size or type, then `extra` words."""
         k = KIND[kind] if isinstance(kind, str) else kind
-        return self.raw([self.str(name), info(k, vlen, kflag), size_or_type, *extra])
+        return self.raw([self.add_string(name), info(k, vlen, kflag), size_or_type, *extra])
 
-    # -- kinds --------------------------------------------------------------------------
-    def int_(
-        self,
-        name: str,
-        size: int,
-        *,
-        signed: bool = False,
-        char: bool = False,
-        bool_: bool = False,
-        bits: int | None = None,
-        offset: int = 0,
-    ) -> int:
-        enc = int(signed) | int(char) << 1 | int(bool_) << 2
-        nbits = size * 8 if bits is None else bits
-        return self.add("INT", name, size, [(enc << 24) | (offset << 16) | nbits])
-
-    def ptr(self, t: int, name: str = "") -> int:
-        return self.add("PTR", name, t)
-
-    def array(self, t: int, index_type: int, nelems: int) -> int:
-        return self.add("ARRAY", "", 0, [t, index_type, nelems])
-
-    def _composite(
-        self,
-        kind: str,
-        name: str,
-        size: int,
-        members: Sequence[tuple[str, int, int] | tuple[str, int, int, int]],
-        kflag: bool | None,
-    ) -> int:
-        if kflag is None:
-            kflag = any(len(m) == 4 and m[3] for m in members)
-        extra: list[int] = []
-        for m in members:
-            mname, mtype, bit_off = m[0], m[1], m[2]
-            bsize = m[3] if len(m) == 4 else 0  # type: ignore[misc]
-            off = (bsize << 24 | bit_off) if kflag else bit_off
-            extra += [self.str(mname), mtype, off]
-        return self.add(kind, name, size, extra, vlen=len(members), kflag=kflag)
-
-    def struct(
-        self,
-        name: str,
-        size: int,
-        members: Sequence[tuple[str, int, int] | tuple[str, int, int, int]] = (),
-        *,
-        kflag: bool | None = None,
-    ) -> int:
-        return self._composite("STRUCT", name, size, members, kflag)
-
-    def union(
-        self,
-        name: str,
-        size: int,
-        members: Sequence[tuple[str, int, int] | tuple[str, int, int, int]] = (),
-        *,
-        kflag: bool | None = None,
-    ) -> int:
-        return self._composite("UNION", name, size, members, kflag)
-
-    def enum(
-        self, name: str, size: int, values: Sequence[tuple[str, int]], *, signed: bool = False
-    ) -> int:
-        extra: list[int] = []
-        for vname, val in values:
-            extra += [self.str(vname), val & 0xFFFFFFFF]
-        return self.add("ENUM", name, size, extra, vlen=len(values), kflag=signed)
-
-    def enum64(
-        self, name: str, size: int, values: Sequence[tuple[str, int]], *, signed: bool = False
-    ) -> int:
-        extra: list[int] = []
-        for vname, val in values:
-            v = val & 0xFFFFFFFFFFFFFFFF
-            extra += [self.str(vname), v & 0xFFFFFFFF, v >> 32]
-        return self.add("ENUM64", name, size, extra, vlen=len(values), kflag=signed)
-
-    def fwd(self, name: str, *, union: bool = False) -> int:
-        return self.add("FWD", name, 0, kflag=union)
-
-    def typedef(self, name: str, t: int) -> int:
-        return self.add("TYPEDEF", name, t)
-
-    def volatile(self, t: int) -> int:
-        return self.add("VOLATILE", "", t)
-
-    def const(self, t: int) -> int:
-        return self.add("CONST", "", t)
-
-    def restrict(self, t: int) -> int:
-        return self.add("RESTRICT", "", t)
-
-    def type_tag(self, name: str, t: int) -> int:
-        return self.add("TYPE_TAG", name, t)
-
-    def func(self, name: str, proto: int, linkage: int = 0) -> int:
-        return self.add("FUNC", name, proto, vlen=linkage)
-
-    def func_proto(self, ret: int, params: Sequence[tuple[str, int]] = ()) -> int:
-        extra: list[int] = []
-        for pname, ptype in params:
-            extra += [self.str(pname), ptype]
-        return self.add("FUNC_PROTO", "", ret, extra, vlen=len(params))
-
-    def var(self, name: str, t: int, linkage: int = 0) -> int:
-        return self.add("VAR", name, t, [linkage])
-
-    def datasec(self, name: str, size: int, vars_: Sequence[tuple[int, int, int]]) -> int:
-        extra: list[int] = []
-        for t, off, sz in vars_:
-            extra += [t, off, sz]
-        return self.add("DATASEC", name, size, extra, vlen=len(vars_))
-
-    def float_(self, name: str, size: int) -> int:
-        return self.add("FLOAT", name, size)
-
-    def decl_tag(self, name: str, t: int, component_idx: int = -1) -> int:
-        return self.add("DECL_TAG", name, t, [component_idx & 0xFFFFFFFF])
-
-    # -- output -------------------------------------------------------------------------
     def build(
         self,
         *,
@@ -233,8 +119,14 @@ class BtfBuilder:
         return head + types + lay + bytes(self.strtab)
 
 
+class Strings(Protocol):
+    """A BTF builder's string table: `bpfobj.btf.writer.BtfBuilder` or `RawBtf`."""
+
+    def add_string(self, s: str) -> int: ...
+
+
 def build_ext(
-    strings: BtfBuilder,
+    strings: Strings,
     *,
     func_info: dict[str, list[tuple[int, int]]] | None = None,
     line_info: dict[str, list[tuple[int, str, str, int, int]]] | None = None,
@@ -257,7 +149,7 @@ def build_ext(
             return b""
         out = struct.pack(f"{fmt}I", rec_size)
         for sec, recs in blocks.items():
-            out += struct.pack(f"{fmt}II", strings.str(sec), len(recs))
+            out += struct.pack(f"{fmt}II", strings.add_string(sec), len(recs))
             for r in recs:
                 out += r.ljust(rec_size, b"\xaa")
         return out
@@ -267,13 +159,13 @@ def build_ext(
     }
     li = {
         s: [
-            struct.pack(f"{fmt}IIII", o, strings.str(f), strings.str(text), n << 10 | c)
+            struct.pack(f"{fmt}IIII", o, strings.add_string(f), strings.add_string(text), n << 10 | c)
             for o, f, text, n, c in recs
         ]
         for s, recs in (line_info or {}).items()
     }
     cr = {
-        s: [struct.pack(f"{fmt}IIII", o, t, strings.str(a), k) for o, t, a, k in recs]
+        s: [struct.pack(f"{fmt}IIII", o, t, strings.add_string(a), k) for o, t, a, k in recs]
         for s, recs in (core_relos or {}).items()
     }
     parts = {
@@ -295,15 +187,15 @@ def build_ext(
 
 
 # ----------------------------------------------------------------------------------------
-# Sanity tests of the builder itself (the reader tests rely on it).
+# Sanity tests of RawBtf itself (the reader tests rely on it).
 # ----------------------------------------------------------------------------------------
 
 
 def test_builder_layout() -> None:
-    b = BtfBuilder()
-    i = b.int_("int", 4, signed=True)
+    b = RawBtf()
+    i = b.add("INT", "int", 4, [1 << 24 | 32])
     assert i == 1
-    assert b.ptr(i) == 2
+    assert b.add("PTR", "", i) == 2
     raw = b.build()
     magic, version, flags, hdr_len, toff, tlen, soff, slen = struct.unpack_from("<HBBIIIII", raw)
     assert (magic, version, flags, hdr_len) == (0xEB9F, 1, 0, 24)
@@ -312,8 +204,8 @@ def test_builder_layout() -> None:
 
 
 def test_builder_big_endian_and_layout() -> None:
-    b = BtfBuilder()
-    b.int_("int", 4)
+    b = RawBtf()
+    b.add("INT", "int", 4, [32])
     raw = b.build(byteorder="big", hdr_len=32, layout=[(0, 0), (4, 0)])
     assert raw[:2] == b"\xeb\x9f"
     (hdr_len,) = struct.unpack_from(">I", raw, 4)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import bpfbuild
 import pytest
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 from elftools.elf.elffile import ELFFile
 from test_btf_dump import (
     BPFTOOLS,
@@ -44,9 +44,10 @@ from bpfobj.btf.cdump import (
     sorted_type_ids,
 )
 from bpfobj.btf.dump import dump_raw_text, open_btf
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.cli.main import main
 from bpfobj.errors import BtfError
-from bpfobj.uapi import BtfKind, CoreReloKind
+from bpfobj.uapi import BtfFuncLinkage, BtfKind, CoreReloKind
 
 needs_clang = pytest.mark.skipif(not bpfbuild.have_clang(), reason="clang-19 is not installed")
 REAL_SOURCES = ("real_execsnoop.c", "real_biolatency.c", "real_exitsnoop.c", "real_opensnoop.c")
@@ -60,16 +61,17 @@ REAL_SOURCES = ("real_execsnoop.c", "real_biolatency.c", "real_exitsnoop.c", "re
 def _probe_btf() -> bytes:
     b = BtfBuilder()
     ints = std_ints(b)
-    b.enum("", [("AAA_PROBE_FIRST", 0)])  # ranks first when sorted
-    b.struct("zz_first", 4, [("x", ints["int"], 0)])
-    b.struct("aa_second", 4, [("y", ints["int"], 0)])
-    b.enum("probe_byte", [("PB_A", 0), ("PB_B", 1)], size=1)
-    proto = b.func_proto(ints["int"])
-    b.typedef("probe_fn_t", b.ptr(proto))
-    func = b.func("probe_kfunc", b.func_proto(ints["int"], [("x", ints["int"])]))
-    b._add(kind="DECL_TAG", name="bpf_kfunc", type=func, extra=[0xFFFFFFFF])
-    b._add(kind="DECL_TAG", name="bpf_fastcall", type=func, extra=[0xFFFFFFFF])
-    return b.build()
+    b.add_enum("", values=[("AAA_PROBE_FIRST", 0)])  # ranks first when sorted
+    b.add_struct("zz_first", 4, [("x", ints["int"], 0)])
+    b.add_struct("aa_second", 4, [("y", ints["int"], 0)])
+    b.add_enum("probe_byte", values=[("PB_A", 0), ("PB_B", 1)], size=1)
+    proto = b.add_func_proto(ints["int"])
+    b.add_typedef("probe_fn_t", b.add_ptr(proto))
+    proto = b.add_func_proto(ints["int"], [("x", ints["int"])])
+    func = b.add_func("probe_kfunc", proto, BtfFuncLinkage.GLOBAL)
+    b.add_decl_tag("bpf_kfunc", func)
+    b.add_decl_tag("bpf_fastcall", func)
+    return b.encode()
 
 
 _PROBED: dict[str, CDumpOptions] = {}
@@ -381,11 +383,11 @@ def _body(text: str) -> str:
 def test_va_list_fixups_and_aliases() -> None:
     b = BtfBuilder()
     ints = std_ints(b)
-    b.typedef("__gnuc_va_list", 0)  # old GCC: a typedef of void
-    b.typedef("__builtin_va_list", b.ptr(ints["char"]))  # the compiler's own: not emitted
-    b.typedef("va_list", b.typedef("__builtin_va_list", ints["char"]))
-    b.typedef("poly8_t", b.int("__Poly8_t", 1))  # emitted when something refers to it
-    out = _body(dump_c(b.parse()))
+    b.add_typedef("__gnuc_va_list", 0)  # old GCC: a typedef of void
+    b.add_typedef("__builtin_va_list", b.add_ptr(ints["char"]))  # the compiler's own: not emitted
+    b.add_typedef("va_list", b.add_typedef("__builtin_va_list", ints["char"]))
+    b.add_typedef("poly8_t", b.add_int("__Poly8_t", 1))  # emitted when something refers to it
+    out = _body(dump_c(b.to_btf()))
     assert "typedef __builtin_va_list __gnuc_va_list;\n\n" in out
     assert "typedef char *__builtin_va_list" not in out
     assert "typedef __builtin_va_list va_list;\n\n" in out
@@ -395,25 +397,25 @@ def test_va_list_fixups_and_aliases() -> None:
 def test_pointer_size_4_padding() -> None:
     """A 32-bit target (long is 4 bytes): padding uses `long: 32`."""
     b = BtfBuilder()
-    i32 = b.int("int", 4, signed=True)
-    b.int("long int", 4, signed=True)
-    b.struct("s", 16, [("a", i32, 0), ("b", i32, 96)])
-    out = _body(dump_c(b.parse()))
+    i32 = b.add_int("int", 4, signed=True)
+    b.add_int("long int", 4, signed=True)
+    b.add_struct("s", 16, [("a", i32, 0), ("b", i32, 96)])
+    out = _body(dump_c(b.to_btf()))
     assert out == "struct s {\n\tint a;\n\tlong: 32;\n\tlong: 32;\n\tint b;\n};\n\n"
 
 
 def test_anonymous_enums_and_name_dups() -> None:
     b = BtfBuilder()
     ints = std_ints(b)
-    b.enum("", [("TOP_A", 1), ("TOP_B", 2)])  # unreferenced: a top-level constant block
-    inner = b.enum("", [("IN_A", 0)])
-    b.struct("holder", 4, [("e", inner, 0)])
-    b.struct("twice", 4, [("x", ints["int"], 0)])
-    b.struct("twice", 8, [("y", ints["long"], 0)])
-    b.typedef("TOP_A", ints["int"])  # typedefs share the enumerators' namespace
-    b.enum("empty_fwd_enum", [])
-    b.enum("empty_fwd_enum", [])
-    out = _body(dump_c(b.parse()))
+    b.add_enum("", values=[("TOP_A", 1), ("TOP_B", 2)])  # unreferenced: a top-level constant block
+    inner = b.add_enum("", values=[("IN_A", 0)])
+    b.add_struct("holder", 4, [("e", inner, 0)])
+    b.add_struct("twice", 4, [("x", ints["int"], 0)])
+    b.add_struct("twice", 8, [("y", ints["long"], 0)])
+    b.add_typedef("TOP_A", ints["int"])  # typedefs share the enumerators' namespace
+    b.add_enum("empty_fwd_enum", values=[])
+    b.add_enum("empty_fwd_enum", values=[])
+    out = _body(dump_c(b.to_btf()))
     assert "enum {\n\tTOP_A = 1,\n\tTOP_B = 2,\n};\n\n" in out
     assert "struct holder {\n\tenum {\n\t\tIN_A = 0,\n\t} e;\n};\n\n" in out
     assert "struct twice {\n\tint x;\n};\n\nstruct twice___2 {\n\tlong y;\n};\n\n" in out
@@ -424,10 +426,10 @@ def test_anonymous_enums_and_name_dups() -> None:
 def test_forward_declarations_and_cycles() -> None:
     b = BtfBuilder()
     ints = std_ints(b)
-    a = b.struct("a", 8, [])
-    bb = b.struct("b", 16, [("a", a, 0), ("n", ints["long"], 64)])
-    b.set_members(a, [("pb", b.ptr(bb), 0)])
-    out = _body(dump_c(b.parse()))
+    a = b.add_struct("a", 8)
+    bb = b.add_struct("b", 16, [("a", a, 0), ("n", ints["long"], 64)])
+    b.add_member(a, "pb", b.add_ptr(bb), 0)
+    out = _body(dump_c(b.to_btf()))
     assert out == (
         "struct b;\n\nstruct a {\n\tstruct b *pb;\n};\n\n"
         "struct b {\n\tstruct a a;\n\tlong n;\n};\n\n"
@@ -435,21 +437,21 @@ def test_forward_declarations_and_cycles() -> None:
     # a struct embedding itself cannot be written in C
     c = BtfBuilder()
     ints = std_ints(c)
-    loop = c.struct("loop", 8, [])
-    c.set_members(loop, [("self", loop, 0)])
+    loop = c.add_struct("loop", 8)
+    c.add_member(loop, "self", loop, 0)
     with pytest.raises(BtfError, match="unsatisfiable type cycle"):
-        dump_c(c.parse())
+        dump_c(c.to_btf())
 
 
 def test_emit_type_decl_and_roots() -> None:
     b = BtfBuilder()
     ints = std_ints(b)
-    arr = b.array(b.ptr(b.const(ints["char"])), 4)
-    proto = b.func_proto(b.ptr(ints["int"]), [("x", ints["int"]), ("", 0)])
-    fp = b.ptr(proto)
-    s = b.struct("only_me", 40, [("f", fp, 0), ("names", arr, 64)])
-    b.struct("not_me", 4, [("x", ints["int"], 0)])
-    btf = b.parse()
+    arr = b.add_array(b.add_ptr(b.add_const(ints["char"])), 0, 4)
+    proto = b.add_func_proto(b.add_ptr(ints["int"]), [("x", ints["int"]), ("", 0)])
+    fp = b.add_ptr(proto)
+    s = b.add_struct("only_me", 40, [("f", fp, 0), ("names", arr, 64)])
+    b.add_struct("not_me", 4, [("x", ints["int"], 0)])
+    btf = b.to_btf()
     d = CDumper(btf)
     assert d.emit_type_decl(arr, "names") == "const char *names[4]"
     assert d.emit_type_decl(fp, "cb") == "int * (*cb)(int x, ...)"
@@ -490,19 +492,20 @@ def random_btf(seed: int) -> bytes:
     scalars = [  # (type id, size)
         (ints["char"], 1), (ints["u8"], 1), (ints["short"], 2), (ints["u16"], 2),
         (ints["int"], 4), (ints["uint"], 4), (ints["long"], 8), (ints["ulong"], 8),
-        (b.float("double", 8), 8), (b.int("__int128", 16, signed=True), 16),
+        (b.add_float("double", 8), 8), (b.add_int("__int128", 16, signed=True), 16),
     ]  # fmt: skip
     sized: list[tuple[int, int]] = list(scalars)
     names = ["alpha", "beta", "gamma", "delta", "eps"]
     for i in range(rnd.randint(1, 4)):
         size = rnd.choice((1, 2, 4, 8))
-        make = b.enum64 if size == 8 and rnd.random() < 0.5 else b.enum
-        vals = [(f"E{seed}_{i}_{j}", rnd.choice((0, 1, 200, -3, 1 << 33)) if make is b.enum64
+        is64 = size == 8 and rnd.random() < 0.5
+        make = b.add_enum64 if is64 else b.add_enum
+        vals = [(f"E{seed}_{i}_{j}", rnd.choice((0, 1, 200, -3, 1 << 33)) if is64
                  else rnd.choice((0, 1, 200, -3))) for j in range(rnd.randint(0, 3))]  # fmt: skip
         name = rnd.choice(["", *names])
         signed = any(v < 0 for _, v in vals)
-        sized.append((make(name, vals, size=size, signed=signed), size))
-    fwd = b.fwd(rnd.choice(names), union=rnd.random() < 0.3)
+        sized.append((make(name, size, vals, signed=signed), size))
+    fwd = b.add_fwd(rnd.choice(names), union=rnd.random() < 0.3)
     pointees = [0, fwd] + [t for t, _ in sized]
     for i in range(rnd.randint(3, 8)):
         is_union = rnd.random() < 0.25
@@ -519,14 +522,14 @@ def random_btf(seed: int) -> bytes:
                 off = boff + bits
                 continue
             if r < 0.35:
-                t, tsz, al = b.ptr(rnd.choice(pointees)), 8, 8
+                t, tsz, al = b.add_ptr(rnd.choice(pointees)), 8, 8
             elif r < 0.45:
                 et, esz = rnd.choice(sized)
                 n = rnd.randint(0, 4)
-                t, tsz, al = b.array(et, n), esz * n, min(esz, 8)
+                t, tsz, al = b.add_array(et, 0, n), esz * n, min(esz, 8)
             elif r < 0.55:
                 t, tsz = rnd.choice(sized)
-                t = rnd.choice((b.const, b.volatile, lambda x: b.typedef(rnd.choice(names), x)))(t)
+                t = rnd.choice((b.add_const, b.add_volatile, lambda x: b.add_typedef(rnd.choice(names), x)))(t)
                 al = min(tsz, 8)
             else:
                 t, tsz = rnd.choice(sized)
@@ -544,16 +547,16 @@ def random_btf(seed: int) -> bytes:
         end = (off + 7) // 8
         size = end + rnd.choice((0, 0, 0, 1, 4, 8))
         name = "" if rnd.random() < 0.2 else rnd.choice(names)
-        make_c = b.union if is_union else b.struct
+        make_c = b.add_union if is_union else b.add_struct
         tid = make_c(name, size, members)
         sized.append((tid, size))
         pointees.append(tid)
         if rnd.random() < 0.3:
-            proto = b.func_proto(rnd.choice(pointees), [
-                (f"p{k}", b.ptr(rnd.choice(pointees))) for k in range(rnd.randint(0, 3))
+            proto = b.add_func_proto(rnd.choice(pointees), [
+                (f"p{k}", b.add_ptr(rnd.choice(pointees))) for k in range(rnd.randint(0, 3))
             ] + ([("", 0)] if rnd.random() < 0.2 else []))  # fmt: skip
-            b.typedef(f"fn{i}_t", b.ptr(proto))
-    return b.build()
+            b.add_typedef(f"fn{i}_t", b.add_ptr(proto))
+    return b.encode()
 
 
 @needs_bpftool

@@ -24,12 +24,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import objects
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 
 from bpfobj.btf import Btf
 from bpfobj.btf.dump import dump_raw, dump_raw_text, format_type, open_btf
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.cli.main import main
 from bpfobj.errors import BtfError
+from bpfobj.uapi import BtfFuncLinkage, BtfVarLinkage
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 PROGS = Path(__file__).parent / "progs"
@@ -126,27 +128,29 @@ def _split_pair(tmp_path: Path) -> tuple[Path, Path]:
     """A small base BTF and split BTF on it (every kind the split part can hold)."""
     base = BtfBuilder()
     ints = std_ints(base)
-    node = base.struct("node", 16, [("next", 0, 0), ("val", ints["int"], 64)])
-    base.set_members(node, [("next", base.ptr(node), 0), ("val", ints["int"], 64)])
-    base_raw = base.build()  # interns the base's strings before the split's offsets start
-    split = BtfBuilder(base=base)
-    s = split.struct("mod_state", 24, [("head", node, 0), ("flags", ints["uint"], 128, 3)])
-    split.set_members(
-        s, [("head", node, 0), ("flags", ints["uint"], 128, 3), ("more", ints["uint"], 131, 5)]
+    node = base.add_struct("node", 16)
+    base.add_member(node, "next", base.add_ptr(node), 0)
+    base.add_member(node, "val", ints["int"], 64)
+    base_raw = base.encode()
+    split = BtfBuilder(base=Btf.parse(base_raw, cache=False))
+    s = split.add_struct(
+        "mod_state",
+        24,
+        [("head", node, 0), ("flags", ints["uint"], 128, 3), ("more", ints["uint"], 131, 5)],
     )
-    split.typedef("mod_state_t", s)
-    e = split.enum("mod_mode", [("MOD_A", 0), ("MOD_B", -2)], signed=True)
-    split.enum64("mod_big", [("MOD_HUGE", 1 << 40)])
-    proto = split.func_proto(ints["int"], [("st", split.ptr(s)), ("mode", e)])
-    func = split.func("mod_fn", proto)
-    split._add(kind="DECL_TAG", name="mod_tag", type=func, extra=[0xFFFFFFFF])
-    var = split.var("mod_var", s)
-    split._add(kind="DATASEC", name=".data", size=24, vlen=1, extra=[var, 0, 24])
-    split.fwd("mod_fwd", union=True)
-    split.float("double", 8)
+    split.add_typedef("mod_state_t", s)
+    e = split.add_enum("mod_mode", values=[("MOD_A", 0), ("MOD_B", -2)], signed=True)
+    split.add_enum64("mod_big", values=[("MOD_HUGE", 1 << 40)])
+    proto = split.add_func_proto(ints["int"], [("st", split.add_ptr(s)), ("mode", e)])
+    func = split.add_func("mod_fn", proto, BtfFuncLinkage.GLOBAL)
+    split.add_decl_tag("mod_tag", func)
+    var = split.add_var("mod_var", s, BtfVarLinkage.GLOBAL_ALLOCATED)
+    split.add_datasec(".data", 24, [(var, 0, 24)])
+    split.add_fwd("mod_fwd", union=True)
+    split.add_float("double", 8)
     bpath, spath = tmp_path / "base.btf", tmp_path / "split.btf"
     bpath.write_bytes(base_raw)
-    spath.write_bytes(split.build())
+    spath.write_bytes(split.encode())
     return bpath, spath
 
 
@@ -228,23 +232,23 @@ def test_open_btf_errors(tmp_path: Path) -> None:
 def test_format_every_kind() -> None:
     b = BtfBuilder()
     ints = std_ints(b)
-    b.int("_Bool", 1, bool_=True)
-    b.int("weird", 4, signed=True, char=True)  # two encoding bits: bpftool says UNKN
-    arr = b.array(ints["char"], 16, ints["int"])
-    s = b.struct("s", 24, [("a", ints["int"], 0, 3), ("", ints["int"], 3, 5), ("buf", arr, 64)])
-    e = b.enum("neg", [("N", -1), ("P", 7)], signed=True)
-    b.enum("pos", [("U", 0xFFFFFFFF)])
-    b.enum64("e64s", [("S", -(1 << 40))], signed=True)
-    b.enum64("e64u", [("U64", (1 << 64) - 1)])
-    proto = b.func_proto(ints["int"], [("x", e), ("", 0)])
-    b.func("f", proto, linkage=2)
-    var = b.var("v", s, linkage=2)
-    b._add(kind="DATASEC", name=".bss", size=24, vlen=2, extra=[var, 0, 24, 0, 0, 0])
-    b._add(kind="DECL_TAG", name="t", type=s, extra=[1])
-    b.type_tag("user", ints["int"])
-    b.fwd("fu", union=True)
-    b.float("float", 4)
-    btf = b.parse()
+    b.add_int("_Bool", 1, bool_=True)
+    b.add_int("weird", 4, signed=True, char=True)  # two encoding bits: bpftool says UNKN
+    arr = b.add_array(ints["char"], ints["int"], 16)
+    s = b.add_struct("s", 24, [("a", ints["int"], 0, 3), ("", ints["int"], 3, 5), ("buf", arr, 64)])
+    e = b.add_enum("neg", values=[("N", -1), ("P", 7)], signed=True)
+    b.add_enum("pos", values=[("U", 0xFFFFFFFF)])
+    b.add_enum64("e64s", values=[("S", -(1 << 40))], signed=True)
+    b.add_enum64("e64u", values=[("U64", (1 << 64) - 1)])
+    proto = b.add_func_proto(ints["int"], [("x", e), ("", 0)])
+    b.add_func("f", proto, linkage=2)
+    var = b.add_var("v", s, linkage=2)
+    b.add_datasec(".bss", 24, [(var, 0, 24), (0, 0, 0)])
+    b.add_decl_tag("t", s, 1)
+    b.add_type_tag("user", ints["int"])
+    b.add_fwd("fu", union=True)
+    b.add_float("float", 4)
+    btf = b.to_btf()
     text = dump_raw_text(btf)
     expected_lines = [
         "[10] INT 'weird' size=4 bits_offset=0 nr_bits=32 encoding=UNKN",
@@ -291,7 +295,7 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert "cannot read" in capsys.readouterr().err
     b = BtfBuilder()
     std_ints(b)
-    (tmp_path / "x.btf").write_bytes(b.build())
+    (tmp_path / "x.btf").write_bytes(b.encode())
     assert main(["btf", "dump", str(tmp_path / "x.btf"), "--type", "99"]) == 2
     assert "out of range" in capsys.readouterr().err
     with pytest.raises(SystemExit):

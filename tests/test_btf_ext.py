@@ -6,20 +6,21 @@ from __future__ import annotations
 import struct
 
 import pytest
-from test_btf_builder import BtfBuilder, build_ext
+from test_btf_builder import build_ext
 
 from bpfobj.btf import Btf, BtfExt, CoreRelo, FuncInfo, LineInfo
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.errors import BtfExtError
 from bpfobj.uapi import CoreReloKind
 
 
 def make(byteorder: str = "little", **kw: object) -> tuple[Btf, bytes, dict[str, int]]:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    proto = b.func_proto(i, [("ctx", i)])
-    f1 = b.func("prog_a", proto, 1)
-    f2 = b.func("sub", proto, 0)
-    s = b.struct("task", 4, [("pid", i, 0)])
+    i = b.add_int("int", 4)
+    proto = b.add_func_proto(i, [("ctx", i)])
+    f1 = b.add_func("prog_a", proto, 1)
+    f2 = b.add_func("sub", proto, 0)
+    s = b.add_struct("task", 4, [("pid", i, 0)])
     args: dict[str, object] = {
         "func_info": {"kprobe/x": [(0, f1)], ".text": [(0, f2)]},
         "line_info": {"kprobe/x": [(0, "a.c", "int x = 1;", 10, 5), (16, "a.c", "", 11, 0)]},
@@ -27,7 +28,7 @@ def make(byteorder: str = "little", **kw: object) -> tuple[Btf, bytes, dict[str,
     }
     args.update(kw)
     ext = build_ext(b, byteorder=byteorder, **args)  # type: ignore[arg-type]
-    return Btf.parse(b.build(byteorder=byteorder)), ext, {"f1": f1, "f2": f2, "s": s}
+    return Btf.parse(b.encode(byteorder=byteorder)), ext, {"f1": f1, "f2": f2, "s": s}
 
 
 @pytest.mark.parametrize("byteorder", ["little", "big"])
@@ -86,14 +87,14 @@ def test_longer_header_and_other_order() -> None:
 
 def test_repeated_section_merges() -> None:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    f = b.func("f", b.func_proto(i), 1)
+    i = b.add_int("int", 4)
+    f = b.add_func("f", b.add_func_proto(i), 1)
     fmt = "<"
-    name = b.str("sec")
+    name = b.add_string("sec")
     sub = struct.pack(fmt + "I", 8)
     sub += struct.pack(fmt + "IIII", name, 1, 0, f) + struct.pack(fmt + "IIII", name, 1, 8, f)
     head = struct.pack(fmt + "HBBI4I", 0xEB9F, 1, 0, 24, 0, len(sub), len(sub), 0)
-    ext = BtfExt.parse(head + sub, Btf.parse(b.build()))
+    ext = BtfExt.parse(head + sub, Btf.parse(b.encode()))
     assert ext.func_info == {"sec": [FuncInfo(0, f), FuncInfo(8, f)]}
 
 

@@ -12,13 +12,11 @@ compared at open only. The rest of the file checks the rules themselves on the o
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import harnessbuild
 import objects
 import pytest
 from objects import BuildFn
@@ -40,33 +38,18 @@ from bpfobj.spec import ExternKind, ObjectSpec
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage, ProgType
 
 ROOT = Path(__file__).resolve().parent.parent
-HARNESS_SRC = ROOT / "tests" / "harness" / "libbpf_btf_fixup.c"
-HARNESS_OUT = ROOT / "build" / "harness"
-CC = os.environ.get("CC", "gcc")
-FLAGS = ("-O2", "-Wall", "-Wextra", "-rdynamic")
-LIBS = ("-lbpf", "-lelf", "-lz")
+HARNESS_SRC = harnessbuild.source("libbpf_btf_fixup")
 
 
 def fixup_harness() -> Path:
     """Build tests/harness/libbpf_btf_fixup.c (cached by content); skip without gcc or
     libbpf-dev."""
-    if shutil.which(CC) is None:
-        pytest.skip(f"{CC} is not installed")
-    if not Path("/usr/include/bpf/libbpf.h").exists():
-        pytest.skip("libbpf-dev is not installed (apt-get install libbpf-dev libelf-dev)")
-    h = hashlib.sha256(HARNESS_SRC.read_bytes())
-    h.update(" ".join((CC, *FLAGS, *LIBS)).encode())
-    out = HARNESS_OUT / f"libbpf_btf_fixup-{h.hexdigest()[:12]}"
-    if not out.exists():
-        HARNESS_OUT.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        proc = subprocess.run(
-            [CC, *FLAGS, "-o", str(tmp), str(HARNESS_SRC), *LIBS], capture_output=True, text=True
-        )
-        if proc.returncode:
-            pytest.fail(f"building {HARNESS_SRC.name} failed:\n{proc.stderr}")
-        tmp.rename(out)
-    return out
+    if (reason := harnessbuild.missing_reason()) is not None:
+        pytest.skip(reason)
+    try:
+        return harnessbuild.build("libbpf_btf_fixup", ("-rdynamic",))
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"building {HARNESS_SRC.name} failed:\n{exc.stderr}")
 
 
 def libbpf_btf(obj: Path, mode: str, tmp: Path, missing: str = "") -> bytes | None:

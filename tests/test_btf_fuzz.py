@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_btf_builder import KIND, BtfBuilder, build_ext, info
+from test_btf_builder import KIND, RawBtf, build_ext, info
 
 from bpfobj.btf import Btf, BtfExt
+from bpfobj.btf import types as T
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.errors import BtfError, BtfExtError
 
 PROGS = Path(__file__).parent / "progs"
@@ -89,23 +91,23 @@ def parse_and_touch(data: bytes, base: Btf | None = None) -> None:
 
 def _hand_built(byteorder: str) -> bytes:
     b = BtfBuilder()
-    i = b.int_("int", 4, signed=True)
-    p = b.ptr(i)
-    s = b.struct("s", 16, [("a", i, 0), ("b", p, 64), ("c", i, 96, 3)])
-    b.union("u", 8, [("x", i, 0)])
-    b.enum("e", 4, [("A", 1), ("B", -1)], signed=True)
-    b.enum64("e64", 8, [("C", 1 << 40)])
-    b.fwd("f")
-    td = b.typedef("td", s)
-    b.const(b.volatile(b.restrict(p)))
-    proto = b.func_proto(i, [("x", td), ("", 0)])
-    b.func("fn", proto, 1)
-    v = b.var("v", b.array(i, i, 4), 1)
-    b.datasec(".data", 16, [(v, 0, 16)])
-    b.float_("double", 8)
-    b.decl_tag("tag", s, 0)
-    b.type_tag("user", p)
-    return b.build(byteorder=byteorder)
+    i = b.add_int("int", 4, signed=True)
+    p = b.add_ptr(i)
+    s = b.add_struct("s", 16, [("a", i, 0), ("b", p, 64), ("c", i, 96, 3)])
+    b.add_union("u", 8, [("x", i, 0)])
+    b.add_enum("e", 4, [("A", 1), ("B", -1)], signed=True)
+    b.add_enum64("e64", 8, [("C", 1 << 40)])
+    b.add_fwd("f")
+    td = b.add_typedef("td", s)
+    b.add_const(b.add_volatile(b.add_restrict(p)))
+    proto = b.add_func_proto(i, [("x", td), ("", 0)])
+    b.add_func("fn", proto, 1)
+    v = b.add_var("v", b.add_array(i, i, 4), 1)
+    b.add_datasec(".data", 16, [(v, 0, 16)])
+    b.add_float("double", 8)
+    b.add_decl_tag("tag", s, 0)
+    b.add_type_tag("user", p)
+    return b.encode(byteorder=byteorder)
 
 
 def _object_sections() -> list[tuple[bytes, bytes]]:
@@ -133,9 +135,9 @@ SEEDS = [_hand_built("little"), _hand_built("big")] + [btf for btf, _ in OBJECTS
 
 def _ext_seeds() -> list[tuple[bytes, bytes]]:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    f = b.func("f", b.func_proto(i), 1)
-    s = b.struct("s", 4, [("m", i, 0)])
+    i = b.add_int("int", 4)
+    f = b.add_func("f", b.add_func_proto(i), 1)
+    s = b.add_struct("s", 4, [("m", i, 0)])
     raw = build_ext(
         b,
         func_info={"sec": [(0, f), (8, f)]},
@@ -143,7 +145,7 @@ def _ext_seeds() -> list[tuple[bytes, bytes]]:
         core_relos={"sec": [(0, s, "0:0", 0), (8, s, "0", 8)]},
         rec_sizes=(12, 16, 20),
     )
-    return [(b.build(), raw), *OBJECTS]
+    return [(b.encode(), raw), *OBJECTS]
 
 
 EXT_SEEDS = _ext_seeds()
@@ -243,9 +245,20 @@ def test_random_bytes(data: bytes) -> None:
     parse_and_touch(b"\x9f\xeb\x01\x00\x18\x00\x00\x00" + data)
 
 
+_REFS: dict[str, Callable[[int, str, int], T.BtfType]] = {
+    "PTR": T.Ptr,
+    "TYPEDEF": T.Typedef,
+    "VOLATILE": T.Volatile,
+    "CONST": T.Const,
+    "RESTRICT": T.Restrict,
+    "TYPE_TAG": T.TypeTag,
+}
+
+
 @st.composite
 def type_graphs(draw: st.DrawFn) -> bytes:
-    """Random well-formed records whose references go anywhere (cycles, out of range)."""
+    """Random well-formed records whose references go anywhere (cycles, out of range),
+    encoded by the writer without its argument checks (`add_type`)."""
     b = BtfBuilder()
     n = draw(st.integers(1, 25))
     ref = st.integers(0, n + 2)
@@ -253,48 +266,61 @@ def type_graphs(draw: st.DrawFn) -> bytes:
     for _ in range(n):
         kind = draw(st.sampled_from(sorted(KIND)))
         nm = draw(name)
+        t: T.BtfType
         if kind == "INT":
-            b.int_(nm, draw(st.sampled_from([1, 2, 4, 8, 16])), signed=draw(st.booleans()))
+            size = draw(st.sampled_from([1, 2, 4, 8, 16]))
+            t = T.Int(0, nm, size, T.INT_SIGNED if draw(st.booleans()) else 0, 0, size * 8)
         elif kind == "ARRAY":
-            b.array(draw(ref), draw(ref), draw(st.integers(0, 0xFFFFFFFF)))
+            t = T.Array(0, nm, draw(ref), draw(ref), draw(st.integers(0, 0xFFFFFFFF)))
         elif kind in ("STRUCT", "UNION"):
             members = draw(
                 st.lists(
                     st.tuples(name, ref, st.integers(0, 0xFFFFFF), st.integers(0, 255)), max_size=4
                 )
             )
-            b._composite(
-                kind, nm, draw(st.integers(0, 0xFFFFFFFF)), members, draw(st.none() | st.booleans())
-            )
+            kflag = draw(st.none() | st.booleans())
+            if kflag is None:
+                kflag = any(bits for *_, bits in members)
+            ms = tuple(T.Member(m, r, off, bits if kflag else 0) for m, r, off, bits in members)
+            cls = T.Struct if kind == "STRUCT" else T.Union
+            t = cls(0, nm, draw(st.integers(0, 0xFFFFFFFF)), ms, kflag)
         elif kind in ("ENUM", "ENUM64"):
-            values = draw(
-                st.lists(st.tuples(name, st.integers(-(1 << 63), (1 << 64) - 1)), max_size=4)
-            )
-            fn = b.enum if kind == "ENUM" else b.enum64
-            fn(nm, draw(st.sampled_from([1, 4, 8])), values, signed=draw(st.booleans()))
+            low = -(1 << 31) if kind == "ENUM" else -(1 << 63)
+            high = (1 << 32) - 1 if kind == "ENUM" else (1 << 64) - 1
+            values = draw(st.lists(st.tuples(name, st.integers(low, high)), max_size=4))
+            ecls = T.Enum if kind == "ENUM" else T.Enum64
+            vs = tuple(T.EnumValue(v, x) for v, x in values)
+            t = ecls(0, nm, draw(st.sampled_from([1, 4, 8])), vs, draw(st.booleans()))
         elif kind == "FUNC_PROTO":
-            b.func_proto(draw(ref), draw(st.lists(st.tuples(name, ref), max_size=4)))
+            params = draw(st.lists(st.tuples(name, ref), max_size=4))
+            t = T.FuncProto(0, "", draw(ref), tuple(T.Param(p, r) for p, r in params))
         elif kind == "FUNC":
-            b.func(nm, draw(ref), draw(st.integers(0, 4)))
+            t = T.Func(0, nm, draw(ref), draw(st.integers(0, 4)))  # type: ignore[arg-type]
         elif kind == "VAR":
-            b.var(nm, draw(ref), draw(st.integers(0, 4)))
+            t = T.Var(0, nm, draw(ref), draw(st.integers(0, 4)))  # type: ignore[arg-type]
         elif kind == "DATASEC":
-            b.datasec(
-                nm,
-                draw(st.integers(0, 64)),
-                draw(st.lists(st.tuples(ref, st.integers(0, 64), st.integers(0, 64)), max_size=3)),
+            vars_ = draw(
+                st.lists(st.tuples(ref, st.integers(0, 64), st.integers(0, 64)), max_size=3)
             )
+            secinfo = tuple(T.VarSecinfo(*v) for v in vars_)
+            t = T.Datasec(0, nm, draw(st.integers(0, 64)), secinfo)
         elif kind == "DECL_TAG":
-            b.decl_tag(nm, draw(ref), draw(st.integers(-1, 5)))
-        elif kind in ("FLOAT",):
-            b.float_(nm, draw(st.sampled_from([4, 8, 16])))
+            t = T.DeclTag(0, nm, draw(ref), draw(st.integers(-1, 5)))
+        elif kind == "FLOAT":
+            t = T.Float(0, nm, draw(st.sampled_from([4, 8, 16])))
         elif kind == "FWD":
-            b.fwd(nm, union=draw(st.booleans()))
+            t = T.Fwd(0, nm, draw(st.booleans()))
         else:
-            b.add(kind, nm, draw(ref))
-    if draw(st.booleans()):
-        b.words[draw(st.integers(0, len(b.words) - 1))] = draw(st.sampled_from(NASTY_WORDS))
-    return b.build(byteorder=draw(st.sampled_from(["little", "big"])))
+            t = _REFS[kind](0, nm, draw(ref))
+        b.add_type(t)
+    order = draw(st.sampled_from(["little", "big"]))
+    data = bytearray(b.encode(byteorder=order))
+    if draw(st.booleans()):  # one type-section word overwritten
+        nwords = (len(data) - 24 - b.strings_size) // 4
+        pos = 24 + 4 * draw(st.integers(0, nwords - 1))
+        fmt = "<I" if order == "little" else ">I"
+        struct.pack_into(fmt, data, pos, draw(st.sampled_from(NASTY_WORDS)))
+    return bytes(data)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -304,21 +330,21 @@ def test_random_type_graphs(data: bytes) -> None:
 
 
 _BASE = BtfBuilder()
-_BASE_INT = _BASE.int_("int", 4)
-_BASE.struct("s", 4, [("m", _BASE_INT, 0)])
-BASE = Btf.parse(_BASE.build())
+_BASE_INT = _BASE.add_int("int", 4)
+_BASE.add_struct("s", 4, [("m", _BASE_INT, 0)])
+BASE = Btf.parse(_BASE.encode())
 
 
 @st.composite
 def split_blobs(draw: st.DrawFn) -> bytes:
-    sb = BtfBuilder(start_id=len(BASE) + 1, str_start=BASE._str_end, split=True)
+    sb = RawBtf(start_id=len(BASE) + 1, str_start=BASE._str_end, split=True)
     for _ in range(draw(st.integers(0, 6))):
         sb.add(
             draw(st.sampled_from(["PTR", "TYPEDEF", "CONST"])),
             draw(st.sampled_from(["", "s", "int", "own"])),
             draw(st.integers(0, 8)),
         )
-    sb.struct("own", 8, [("a", draw(st.integers(0, 8)), 0)])
+    sb.add("STRUCT", "own", 8, [sb.add_string("a"), draw(st.integers(0, 8)), 0], vlen=1)
     data = bytearray(sb.build())
     if draw(st.booleans()) and len(data) > 28:
         struct.pack_into(
@@ -339,10 +365,10 @@ def test_split_btf(data: bytes) -> None:
 @settings(max_examples=EXAMPLES // 3, deadline=None)
 @given(st.integers(0, 31), st.integers(0, 0xFFFF), st.integers(0, 64), st.integers(0, 64))
 def test_layout_sections(kind: int, vlen: int, info_sz: int, elem_sz: int) -> None:
-    b = BtfBuilder()
-    b.int_("int", 4)
+    b = RawBtf()
+    b.add("INT", "int", 4, [32])
     b.raw([0, info(kind, vlen), 1, *([7] * 8)])
-    b.ptr(1)
+    b.add("PTR", "", 1)
     parse_and_touch(b.build(hdr_len=32, layout=[(4, 0)] * kind + [(info_sz, elem_sz)]))
 
 

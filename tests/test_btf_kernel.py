@@ -10,10 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_btf_builder import BtfBuilder, bpftool_json
+from test_btf_builder import bpftool_json
 
 from bpfobj.btf import Btf, load_kernel_btf, load_raw_file, reader
 from bpfobj.btf import types as T
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.errors import BtfError, NotSupportedError
 from bpfobj.uapi import BtfKind
 
@@ -241,12 +242,12 @@ def test_split_on_vmlinux(vmlinux: Btf, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path / "cache"))
     (task,) = vmlinux.find("task_struct", BtfKind.STRUCT)
     (int_id,) = vmlinux.find("int", BtfKind.INT)
-    sb = BtfBuilder(start_id=len(vmlinux) + 1, str_start=vmlinux._str_end, split=True)
-    p = sb.ptr(task)
-    s = sb.struct("my_mod_struct", 16, [("task", p, 0), ("count", int_id, 64)])
-    td = sb.typedef("task_struct", task)  # shares the base's name
+    sb = BtfBuilder(base=vmlinux)
+    p = sb.add_ptr(task)
+    s = sb.add_struct("my_mod_struct", 16, [("task", p, 0), ("count", int_id, 64)])
+    td = sb.add_typedef("task_struct", task)  # shares the base's name
     path = tmp_path / "split.btf"
-    path.write_bytes(sb.build())
+    path.write_bytes(sb.encode())
     split = load_raw_file(path, base=vmlinux)
     assert split.start_id == len(vmlinux) + 1 and len(split) == len(vmlinux) + 3
     assert split.type(s) == T.Struct(
@@ -292,9 +293,9 @@ def test_load_raw_file_big_and_small(vmlinux: Btf, tmp_path: Path) -> None:
     assert btf.raw == VMLINUX.read_bytes() and isinstance(btf.raw, bytes)
     assert btf.find("task_struct") == vmlinux.find("task_struct")
     small_b = BtfBuilder()
-    small_b.int_("int", 4)
+    small_b.add_int("int", 4)
     small = tmp_path / "small.btf"
-    small.write_bytes(small_b.build())
+    small.write_bytes(small_b.encode())
     assert load_raw_file(small).raw == small.read_bytes()
     with pytest.raises(BtfError, match="cannot read BTF file"):
         load_raw_file(tmp_path / "missing.btf")

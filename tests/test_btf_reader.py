@@ -8,11 +8,12 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_btf_builder import KIND, BtfBuilder, info
+from test_btf_builder import KIND, RawBtf, info
 
 from bpfobj.btf import Btf
 from bpfobj.btf import index as btf_index
 from bpfobj.btf import types as T
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.errors import BtfError
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
 
@@ -20,40 +21,40 @@ from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
 def all_kinds() -> tuple[BtfBuilder, dict[str, int]]:
     b = BtfBuilder()
     ids: dict[str, int] = {}
-    ids["int"] = b.int_("int", 4, signed=True)
-    ids["char"] = b.int_("char", 1, char=True, signed=True)
-    ids["bool"] = b.int_("_Bool", 1, bool_=True)
-    ids["bits"] = b.int_("u3", 1, bits=3, offset=2)
-    ids["long"] = b.int_("long int", 8, signed=True)
-    ids["ptr"] = b.ptr(ids["int"])
-    ids["array"] = b.array(ids["int"], ids["int"], 10)
-    ids["struct"] = b.struct("s", 16, [("a", ids["int"], 0), ("p", ids["ptr"], 64)])
-    ids["bitstruct"] = b.struct("bf", 4, [("x", ids["int"], 0, 3), ("y", ids["int"], 3, 5)])
-    ids["union"] = b.union("u", 8, [("i", ids["int"], 0), ("l", ids["long"], 0)])
-    ids["enum"] = b.enum("e", 4, [("A", 0), ("B", 0xFFFFFFFF)])
-    ids["senum"] = b.enum("se", 4, [("NEG", -1), ("POS", 7)], signed=True)
-    ids["fwd"] = b.fwd("fs")
-    ids["fwdu"] = b.fwd("fu", union=True)
-    ids["typedef"] = b.typedef("myint", ids["int"])
-    ids["volatile"] = b.volatile(ids["int"])
-    ids["const"] = b.const(ids["volatile"])
-    ids["restrict"] = b.restrict(ids["ptr"])
-    ids["proto"] = b.func_proto(ids["int"], [("x", ids["int"]), ("", 0)])
-    ids["func"] = b.func("f", ids["proto"], 1)
-    ids["var"] = b.var("v", ids["int"], 1)
-    ids["datasec"] = b.datasec(".data", 4, [(ids["var"], 0, 4)])
-    ids["float"] = b.float_("double", 8)
-    ids["decl_tag"] = b.decl_tag("tag", ids["struct"], 1)
-    ids["type_tag"] = b.type_tag("user", ids["int"])
-    ids["enum64"] = b.enum64("e64", 8, [("BIG", 1 << 40), ("MAX", (1 << 64) - 1)])
-    ids["senum64"] = b.enum64("se64", 8, [("NEG", -(1 << 40))], signed=True)
+    ids["int"] = b.add_int("int", 4, signed=True)
+    ids["char"] = b.add_int("char", 1, char=True, signed=True)
+    ids["bool"] = b.add_int("_Bool", 1, bool_=True)
+    ids["bits"] = b.add_int("u3", 1, nr_bits=3, bit_offset=2)
+    ids["long"] = b.add_int("long int", 8, signed=True)
+    ids["ptr"] = b.add_ptr(ids["int"])
+    ids["array"] = b.add_array(ids["int"], ids["int"], 10)
+    ids["struct"] = b.add_struct("s", 16, [("a", ids["int"], 0), ("p", ids["ptr"], 64)])
+    ids["bitstruct"] = b.add_struct("bf", 4, [("x", ids["int"], 0, 3), ("y", ids["int"], 3, 5)])
+    ids["union"] = b.add_union("u", 8, [("i", ids["int"], 0), ("l", ids["long"], 0)])
+    ids["enum"] = b.add_enum("e", 4, [("A", 0), ("B", 0xFFFFFFFF)])
+    ids["senum"] = b.add_enum("se", 4, [("NEG", -1), ("POS", 7)], signed=True)
+    ids["fwd"] = b.add_fwd("fs")
+    ids["fwdu"] = b.add_fwd("fu", union=True)
+    ids["typedef"] = b.add_typedef("myint", ids["int"])
+    ids["volatile"] = b.add_volatile(ids["int"])
+    ids["const"] = b.add_const(ids["volatile"])
+    ids["restrict"] = b.add_restrict(ids["ptr"])
+    ids["proto"] = b.add_func_proto(ids["int"], [("x", ids["int"]), ("", 0)])
+    ids["func"] = b.add_func("f", ids["proto"], 1)
+    ids["var"] = b.add_var("v", ids["int"], 1)
+    ids["datasec"] = b.add_datasec(".data", 4, [(ids["var"], 0, 4)])
+    ids["float"] = b.add_float("double", 8)
+    ids["decl_tag"] = b.add_decl_tag("tag", ids["struct"], 1)
+    ids["type_tag"] = b.add_type_tag("user", ids["int"])
+    ids["enum64"] = b.add_enum64("e64", 8, [("BIG", 1 << 40), ("MAX", (1 << 64) - 1)])
+    ids["senum64"] = b.add_enum64("se64", 8, [("NEG", -(1 << 40))], signed=True)
     return b, ids
 
 
 @pytest.fixture(params=["little", "big"])
 def kinds_btf(request: pytest.FixtureRequest) -> tuple[Btf, dict[str, int]]:
     b, ids = all_kinds()
-    return Btf.parse(b.build(byteorder=request.param), cache=False), ids
+    return Btf.parse(b.encode(byteorder=request.param), cache=False), ids
 
 
 def test_every_kind_decodes(kinds_btf: tuple[Btf, dict[str, int]]) -> None:
@@ -121,8 +122,8 @@ def test_every_kind_decodes(kinds_btf: tuple[Btf, dict[str, int]]) -> None:
 
 def test_byte_orders_agree() -> None:
     b, ids = all_kinds()
-    le = Btf.parse(b.build(byteorder="little"), cache=False)
-    be = Btf.parse(b.build(byteorder="big"), cache=False)
+    le = Btf.parse(b.encode(byteorder="little"), cache=False)
+    be = Btf.parse(b.encode(byteorder="big"), cache=False)
     assert (le.byteorder, be.byteorder) == ("little", "big")
     assert [le.type(i) for i in le] == [be.type(i) for i in be]
     assert le.find("s") == be.find("s") == [ids["struct"]]
@@ -130,7 +131,7 @@ def test_byte_orders_agree() -> None:
 
 def test_accepts_bytearray_and_memoryview() -> None:
     b, _ = all_kinds()
-    raw = b.build()
+    raw = b.encode()
     assert len(Btf.parse(bytearray(raw), cache=False)) == len(Btf.parse(memoryview(raw)))
 
 
@@ -171,24 +172,24 @@ def test_resolve_and_size_of(kinds_btf: tuple[Btf, dict[str, int]]) -> None:
 
 def test_pointer_size_from_long() -> None:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    b.int_("long int", 4, signed=True)  # a 32-bit target
-    p = b.ptr(i)
-    btf = Btf.parse(b.build())
+    i = b.add_int("int", 4)
+    b.add_int("long int", 4, signed=True)  # a 32-bit target
+    p = b.add_ptr(i)
+    btf = Btf.parse(b.encode())
     assert btf.pointer_size == 4 and btf.size_of(p) == 4
     b2 = BtfBuilder()
-    p2 = b2.ptr(0)
-    assert Btf.parse(b2.build()).size_of(p2) == 8  # no long: BPF's 8
+    p2 = b2.add_ptr(0)
+    assert Btf.parse(b2.encode()).size_of(p2) == 8  # no long: BPF's 8
 
 
 def test_multi_dimensional_array_size() -> None:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    inner = b.array(i, i, 3)
-    outer = b.array(inner, i, 2)
-    td = b.typedef("m", outer)
-    huge = b.array(outer, i, 0xFFFFFFFF)
-    btf = Btf.parse(b.build())
+    i = b.add_int("int", 4)
+    inner = b.add_array(i, i, 3)
+    outer = b.add_array(inner, i, 2)
+    td = b.add_typedef("m", outer)
+    huge = b.add_array(outer, i, 0xFFFFFFFF)
+    btf = Btf.parse(b.encode())
     assert btf.size_of(outer) == btf.size_of(td) == 24
     with pytest.raises(BtfError, match="32 bits"):
         btf.size_of(huge)
@@ -197,15 +198,15 @@ def test_multi_dimensional_array_size() -> None:
 @pytest.mark.parametrize(
     "make",
     [
-        lambda b: b.typedef("self", 1),  # [1] typedef -> [1]
-        lambda b: (b.const(2), b.volatile(1))[0],  # [1] -> [2] -> [1]
-        lambda b: b.array(1, 0, 2),  # array of itself
+        lambda b: b.add_typedef("self", 1),  # [1] typedef -> [1]
+        lambda b: (b.add_const(2), b.add_volatile(1))[0],  # [1] -> [2] -> [1]
+        lambda b: b.add_array(1, 0, 2),  # array of itself
     ],
 )
 def test_cycles_are_errors(make: object) -> None:
     b = BtfBuilder()
     make(b)  # type: ignore[operator]
-    btf = Btf.parse(b.build())
+    btf = Btf.parse(b.encode())
     with pytest.raises(BtfError, match="cycle") as exc:
         btf.size_of(1)
     assert exc.value.type is not None and exc.value.type.startswith("[1]")
@@ -216,16 +217,16 @@ def test_cycles_are_errors(make: object) -> None:
 
 def test_find() -> None:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    s = b.struct("task", 4, [("x", i, 0)])
-    td = b.typedef("task", s)
+    i = b.add_int("int", 4)
+    s = b.add_struct("task", 4, [("x", i, 0)])
+    td = b.add_typedef("task", s)
     long_a = "a_very_long_name_that_shares_a_32_byte_prefix_one"
     long_b = "a_very_long_name_that_shares_a_32_byte_prefix_two"
-    la = b.struct(long_a, 0)
-    lb = b.struct(long_b, 0)
-    uni = b.struct("ünïcode", 0)
-    anon = b.struct("", 0)
-    btf = Btf.parse(b.build())
+    la = b.add_struct(long_a, 0)
+    lb = b.add_struct(long_b, 0)
+    uni = b.add_struct("ünïcode", 0)
+    anon = b.add_struct("", 0)
+    btf = Btf.parse(b.encode())
     assert btf.find("task") == [s, td]
     assert btf.find("task", BtfKind.STRUCT) == [s]
     assert btf.find("task", BtfKind.TYPEDEF) == [td]
@@ -240,10 +241,10 @@ def test_find() -> None:
 
 def test_find_on_many_types() -> None:
     b = BtfBuilder()
-    i = b.int_("int", 4)
-    ids = {f"t{n:05d}": b.typedef(f"t{n:05d}", i) for n in range(3000)}
-    dup = b.typedef("t00042", i)
-    btf = Btf.parse(b.build())
+    i = b.add_int("int", 4)
+    ids = {f"t{n:05d}": b.add_typedef(f"t{n:05d}", i) for n in range(3000)}
+    dup = b.add_typedef("t00042", i)
+    btf = Btf.parse(b.encode())
     for name in ("t00000", "t01234", "t02999"):
         assert btf.find(name) == [ids[name]]
     assert btf.find("t00042") == [ids["t00042"], dup]
@@ -261,7 +262,9 @@ def test_find_on_many_types() -> None:
 )
 def test_header_lengths(byteorder: str, hdr_len: int, tail: bytes) -> None:
     b, ids = all_kinds()
-    btf = Btf.parse(b.build(byteorder=byteorder, hdr_len=hdr_len, header_tail=tail))
+    raw = bytearray(b.encode(byteorder=byteorder, hdr_len=hdr_len))
+    raw[32 : 32 + len(tail)] = tail  # bytes past the known fields
+    btf = Btf.parse(bytes(raw))
     assert btf.header.hdr_len == hdr_len
     assert btf.header.layout_len == 0
     assert len(btf) == len(ids) and btf.find("s") == [ids["struct"]]
@@ -269,14 +272,15 @@ def test_header_lengths(byteorder: str, hdr_len: int, tail: bytes) -> None:
 
 def test_layout_section_skips_unknown_kinds() -> None:
     b = BtfBuilder()
-    i = b.int_("int", 4)
+    i = b.add_int("int", 4)
     # kind 20 (unknown here): 4 bytes of info + 8 bytes per vlen element, vlen 2
-    unk = b.raw([b.str("mystery"), info(20, 2), 7, 0xAAAA, 1, 2, 3, 4])
-    after = b.ptr(i)
-    layout = [(0, 0)] * 20 + [(4, 8)]
+    data = struct.pack("<5I", 0xAAAA, 1, 2, 3, 4)
+    unk = b.add_type(T.Unknown(0, "mystery", 20, False, 2, 7, data))
+    after = b.add_ptr(i)
+    b.layout = ((0, 0, 0),) * 20 + ((4, 8, 0),)
     for order in ("little", "big"):
-        btf = Btf.parse(b.build(byteorder=order, hdr_len=32, layout=layout))
-        assert btf.header.layout_len == 4 * len(layout)
+        btf = Btf.parse(b.encode(byteorder=order, hdr_len=32))
+        assert btf.header.layout_len == 4 * len(b.layout)
         assert btf.kind(unk) is BtfKind.UNKN and btf.raw_kind(unk) == 20
         t = btf.type(unk)
         assert isinstance(t, T.Unknown)
@@ -291,18 +295,21 @@ def test_layout_section_skips_unknown_kinds() -> None:
         with pytest.raises(BtfError, match="no size"):
             btf.size_of(unk)
     # Without the layout, the same blob is rejected at the unknown record.
+    b.layout = None
     with pytest.raises(BtfError, match="unknown kind 20") as exc:
-        Btf.parse(b.build())
+        Btf.parse(b.encode())
     assert exc.value.type == f"[{unk}]"
 
 
 def test_layout_section_bad() -> None:
     b = BtfBuilder()
-    b.raw([0, info(21), 0])
+    b.add_type(T.Unknown(0, "", 21, False, 0, 0))
+    b.layout = ((0, 0, 0),) * 21 + ((3, 0, 0),)
     with pytest.raises(BtfError, match="not a multiple of 4"):
-        Btf.parse(b.build(hdr_len=32, layout=[(0, 0)] * 21 + [(3, 0)]))
+        Btf.parse(b.encode(hdr_len=32))
+    b.layout = ((0, 0, 0),) * 21  # too short to describe 21
     with pytest.raises(BtfError, match="unknown kind 21"):
-        Btf.parse(b.build(hdr_len=32, layout=[(0, 0)] * 21))  # too short to describe 21
+        Btf.parse(b.encode(hdr_len=32))
 
 
 # ----------------------------------------------------------------------------------------
@@ -312,7 +319,7 @@ def test_layout_section_bad() -> None:
 
 def good() -> bytes:
     b, _ = all_kinds()
-    return b.build()
+    return b.encode()
 
 
 def patch(raw: bytes, off: int, fmt: str, *values: int) -> bytes:
@@ -383,8 +390,8 @@ def test_string_section_must_start_empty() -> None:
     ],
 )
 def test_record_errors_name_the_type(words: list[int], match: str, bad_id: int) -> None:
-    b = BtfBuilder()
-    b.int_("int", 4)
+    b = RawBtf()
+    b.add("INT", "int", 4, [32])
     b.words.extend(words)
     with pytest.raises(BtfError, match=match) as exc:
         Btf.parse(b.build())
@@ -393,15 +400,15 @@ def test_record_errors_name_the_type(words: list[int], match: str, bad_id: int) 
 
 
 def test_lazy_errors_name_the_type() -> None:
-    b = BtfBuilder()
-    i = b.int_("int", 4)
+    b = RawBtf()
+    i = b.add("INT", "int", 4, [32])
     bad_name = b.raw([0x7777, info(KIND["PTR"]), i])
-    bad_ref = b.ptr(999)
+    bad_ref = b.add("PTR", "", 999)
     bad_member = b.raw([0, info(KIND["STRUCT"], 1), 4, 0, 555, 0])
     bad_member_name = b.raw([0, info(KIND["STRUCT"], 1), 4, 0x9999, i, 0])
-    bad_func = b.func("f", i)  # FUNC must point at a FUNC_PROTO
-    bad_linkage = b.raw([b.str("g"), info(KIND["FUNC"], 7), 0])
-    bad_var = b.var("v", i, 9)
+    bad_func = b.add("FUNC", "f", i)  # FUNC must point at a FUNC_PROTO
+    bad_linkage = b.raw([b.add_string("g"), info(KIND["FUNC"], 7), 0])
+    bad_var = b.add("VAR", "v", i, [9])
     btf = Btf.parse(b.build())  # parsing does not decode
     assert len(btf) == bad_var
     cases = {
@@ -441,7 +448,7 @@ def test_ids_out_of_range() -> None:
 
 
 def test_empty_type_section() -> None:
-    btf = Btf.parse(BtfBuilder().build())
+    btf = Btf.parse(BtfBuilder().encode())
     assert len(btf) == 0 and list(btf) == [] and btf.find("x") == []
     btf.validate()
 
@@ -453,17 +460,19 @@ def test_empty_type_section() -> None:
 
 def split_pair() -> tuple[Btf, Btf, dict[str, int]]:
     base_b = BtfBuilder()
-    i = base_b.int_("int", 4, signed=True)
-    base_s = base_b.struct("shared", 4, [("x", i, 0)])
-    base_raw = base_b.build()
+    i = base_b.add_int("int", 4, signed=True)
+    base_s = base_b.add_struct("shared", 4, [("x", i, 0)])
+    base_raw = base_b.encode()
     base = Btf.parse(base_raw)
-    sb = BtfBuilder(start_id=len(base) + 1, str_start=len(base_b.strtab), split=True)
-    # A split type may use the base's strings ("shared", "x") and its own.
-    p = sb.ptr(base_s)
-    own = sb.struct("mod_only", 8, [("x", i, 0), ("ptr", p, 32)])
+    # The split part has its own copy of the base's strings it uses ("shared", "x"): the
+    # writer would reuse the base's (test_split_strings_from_base reads those).
+    sb = RawBtf(start_id=len(base) + 1, str_start=base_b.strings_size, split=True)
+    p = sb.add("PTR", "", base_s)
+    members = [sb.add_string("x"), i, 0, sb.add_string("ptr"), p, 32]
+    own = sb.add("STRUCT", "mod_only", 8, members, vlen=2)
     dup = sb.add("TYPEDEF", "shared", base_s)  # same name as a base type
     split = Btf.parse(sb.build(), base=base, name="mod")
-    assert sb._strs["shared"] >= len(base_b.strtab)  # split strings got their own copy
+    assert sb._strs["shared"] >= base_b.strings_size  # split strings got their own copy
     return base, split, {"int": i, "base_s": base_s, "p": p, "own": own, "dup": dup}
 
 
@@ -489,10 +498,10 @@ def test_split_btf() -> None:
 
 def test_split_strings_from_base() -> None:
     base_b = BtfBuilder()
-    i = base_b.int_("int", 4)
-    base = Btf.parse(base_b.build())
-    sb = BtfBuilder(start_id=2, str_start=len(base_b.strtab), split=True)
-    td = sb.raw([base_b.str("int"), info(KIND["TYPEDEF"]), i])  # a base string
+    i = base_b.add_int("int", 4)
+    base = Btf.parse(base_b.encode())
+    sb = RawBtf(start_id=2, str_start=base_b.strings_size, split=True)
+    td = sb.raw([base_b.add_string("int"), info(KIND["TYPEDEF"]), i])  # a base string
     split = Btf.parse(sb.build(), base=base)
     assert split.name(td) == "int"
     assert split.find("int") == [i, td]
@@ -511,10 +520,10 @@ def test_split_without_base_is_reported() -> None:
 
 def big_blob(n: int = 2000) -> bytes:
     b = BtfBuilder()
-    i = b.int_("int", 4)
+    i = b.add_int("int", 4)
     for k in range(n):
-        b.struct(f"s{k}", 4, [("m", i, 0)])
-    return b.build()
+        b.add_struct(f"s{k}", 4, [("m", i, 0)])
+    return b.encode()
 
 
 def snapshot(btf: Btf) -> tuple[object, ...]:
@@ -650,8 +659,8 @@ def test_cache_auto_threshold(tmp_path: Path) -> None:
 def test_split_cache_key_includes_base(tmp_path: Path) -> None:
     base_a = Btf.parse(big_blob(20), cache=True, cache_dir=tmp_path)
     base_b = Btf.parse(big_blob(21), cache=True, cache_dir=tmp_path)
-    sb = BtfBuilder(start_id=len(base_a) + 1, str_start=10**6, split=True)
-    sb.typedef("t", 1)
+    sb = RawBtf(start_id=len(base_a) + 1, str_start=10**6, split=True)
+    sb.add("TYPEDEF", "t", 1)
     raw = sb.build()
     sa = Btf.parse(raw, base=base_a, cache=True, cache_dir=tmp_path)
     sbb = Btf.parse(raw, base=base_b, cache=True, cache_dir=tmp_path)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.core import fields_are_compat, names_match, types_are_compat, types_match
 
 
@@ -17,34 +18,32 @@ def _side(variant: str) -> tuple[Any, dict[str, int]]:
     t = std_ints(b)
     loc = variant == "local"
     i: dict[str, int] = dict(t)
-    i["bitint"] = b.int("bitint", 4, bits=3, offset=0 if loc else 2)  # deprecated int bitfield
-    i["ptr_int"] = b.ptr(t["int"])
-    i["ptr_long"] = b.ptr(t["long"])
-    fwd_s = b.fwd("thing")
-    fwd_u = b.fwd("uthing", union=True)
-    i["thing"] = b.struct("thing", 8, [("a", t["int"], 0), ("b", t["uint"], 32)])
-    i["uthing"] = b.union("uthing", 4, [("a", t["int"], 0)])
+    i["bitint"] = b.add_int("bitint", 4, nr_bits=3, bit_offset=0 if loc else 2)  # deprecated int bitfield
+    i["ptr_int"] = b.add_ptr(t["int"])
+    i["ptr_long"] = b.add_ptr(t["long"])
+    fwd_s = b.add_fwd("thing")
+    fwd_u = b.add_fwd("uthing", union=True)
+    i["thing"] = b.add_struct("thing", 8, [("a", t["int"], 0), ("b", t["uint"], 32)])
+    i["uthing"] = b.add_union("uthing", 4, [("a", t["int"], 0)])
     i["fwd_thing"] = fwd_s
     i["fwd_uthing"] = fwd_u
     # pointer to struct on the local side, to a forward declaration on the target side
-    i["ptr_thing"] = b.ptr(i["thing"] if loc else fwd_s)
-    i["ptr_uthing"] = b.ptr(i["uthing"] if loc else fwd_u)
-    i["arr4"] = b.array(t["int"], 4, t["int"])
-    i["arr8"] = b.array(t["int"], 8 if loc else 4, t["int"])
-    i["color"] = b.enum(
-        "color", [("RED", 0), ("GREEN", 1)] if loc else [("GREEN", 7), ("RED", 1), ("BLUE", 2)]
-    )
+    i["ptr_thing"] = b.add_ptr(i["thing"] if loc else fwd_s)
+    i["ptr_uthing"] = b.add_ptr(i["uthing"] if loc else fwd_u)
+    i["arr4"] = b.add_array(t["int"], t["int"], 4)
+    i["arr8"] = b.add_array(t["int"], t["int"], 8 if loc else 4)
+    i["color"] = b.add_enum("color", values=[("RED", 0), ("GREEN", 1)] if loc else [("GREEN", 7), ("RED", 1), ("BLUE", 2)])
     i["color64"] = (
-        b.enum64("color64", [("RED", 0)]) if not loc else b.enum("color64", [("RED", 0)], size=8)
+        b.add_enum64("color64", values=[("RED", 0)]) if not loc else b.add_enum("color64", values=[("RED", 0)], size=8)
     )
-    i["small_enum"] = b.enum("small_enum", [("X", 1)], size=4 if loc else 2)
-    i["fp"] = b.func_proto(t["int"], [("a", t["int"]), ("b", t["long"] if loc else t["ulong"])])
-    i["fp3"] = b.func_proto(t["int"], [("a", t["int"])] * (2 if loc else 3))
-    i["ptr_fp"] = b.ptr(i["fp"])
-    i["td_thing"] = b.typedef("td_thing", i["thing"])
-    i["c_td_thing"] = b.const(i["td_thing"])
-    i["flt"] = b.float("float", 4)
-    i["outer"] = b.struct(
+    i["small_enum"] = b.add_enum("small_enum", values=[("X", 1)], size=4 if loc else 2)
+    i["fp"] = b.add_func_proto(t["int"], [("a", t["int"]), ("b", t["long"] if loc else t["ulong"])])
+    i["fp3"] = b.add_func_proto(t["int"], [("a", t["int"])] * (2 if loc else 3))
+    i["ptr_fp"] = b.add_ptr(i["fp"])
+    i["td_thing"] = b.add_typedef("td_thing", i["thing"])
+    i["c_td_thing"] = b.add_const(i["td_thing"])
+    i["flt"] = b.add_float("float", 4)
+    i["outer"] = b.add_struct(
         "outer",
         24,
         [
@@ -60,8 +59,8 @@ def _side(variant: str) -> tuple[Any, dict[str, int]]:
             ("x", t["int"], 192),
         ],
     )
-    i["signs"] = b.struct("signs", 4, [("v", t["int"] if loc else t["uint"], 0)])
-    return b.parse(), i
+    i["signs"] = b.add_struct("signs", 4, [("v", t["int"] if loc else t["uint"], 0)])
+    return b.to_btf(), i
 
 
 LOCAL, L = _side("local")
@@ -154,13 +153,13 @@ def test_types_match(local: str, target: str | None, expected: int) -> None:
 def test_types_match_enum_needs_all_local_names() -> None:
     # target color has RED/GREEN/BLUE; a local enum with a name the target lacks fails
     b = BtfBuilder()
-    e = b.enum("color", [("RED", 0), ("PURPLE", 1)])
-    local = b.parse()
+    e = b.add_enum("color", values=[("RED", 0), ("PURPLE", 1)])
+    local = b.to_btf()
     assert types_match(local, e, TARGET, T["color"]) == 0
     # flavors of enumerator names are ignored
     b = BtfBuilder()
-    e = b.enum("color", [("RED___v2", 0)])
-    assert types_match(b.parse(), e, TARGET, T["color"]) == 1
+    e = b.add_enum("color", values=[("RED___v2", 0)])
+    assert types_match(b.to_btf(), e, TARGET, T["color"]) == 1
 
 
 def test_types_match_fwd_rules() -> None:
@@ -169,17 +168,17 @@ def test_types_match_fwd_rules() -> None:
     assert types_match(LOCAL, L["fwd_thing"], TARGET, T["thing"]) == 0
     # behind a pointer a struct matches a struct fwd but not a union fwd
     b = BtfBuilder()
-    s = b.struct("thing", 4, [])
-    ps = b.ptr(s)
-    u = b.union("uthing", 4, [])
-    pu = b.ptr(u)
-    pfs = b.ptr(b.fwd("thing"))
-    local = b.parse()
+    s = b.add_struct("thing", 4, [])
+    ps = b.add_ptr(s)
+    u = b.add_union("uthing", 4, [])
+    pu = b.add_ptr(u)
+    pfs = b.add_ptr(b.add_fwd("thing"))
+    local = b.to_btf()
     tb = BtfBuilder()
-    tfs = tb.ptr(tb.fwd("thing"))
-    tfu = tb.ptr(tb.fwd("uthing", union=True))
-    ts = tb.ptr(tb.struct("thing", 8, []))
-    target = tb.parse()
+    tfs = tb.add_ptr(tb.add_fwd("thing"))
+    tfu = tb.add_ptr(tb.add_fwd("uthing", union=True))
+    ts = tb.add_ptr(tb.add_struct("thing", 8, []))
+    target = tb.to_btf()
     assert types_match(local, ps, target, tfs) == 1
     assert types_match(local, pu, target, tfu) == 1
     assert types_match(local, pfs, target, ts) == 1  # fwd (struct) behind ptr vs struct
@@ -189,10 +188,10 @@ def test_types_match_fwd_rules() -> None:
 
 def test_deep_recursion_is_an_error() -> None:
     b = BtfBuilder()
-    t = b.int("int", 4, signed=True)
+    t = b.add_int("int", 4, signed=True)
     for _ in range(40):
-        t = b.ptr(t)
-    btf = b.parse()
+        t = b.add_ptr(t)
+    btf = b.to_btf()
     assert types_are_compat(btf, t, btf, t) < 0
     assert types_match(btf, t, btf, t) < 0
 

@@ -24,10 +24,11 @@ from typing import Any
 
 import pytest
 from core_btf import libbpf
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 from core_btf.objfile import BpfObj, run_core, targets_from
 
 from bpfobj.btf import Btf
+from bpfobj.btf.writer import BtfBuilder
 
 FIELDS_OK = (
     "fields_offsets",
@@ -115,10 +116,10 @@ def test_raw_btf_target(bpf_build: Any, tmp_path: Path) -> None:
     """A hand-built raw BTF file as the target (libbpf's btf__parse reads raw BTF too)."""
     b = BtfBuilder()
     t = std_ints(b)
-    inner = b.struct("cf_inner", 8, [("y", t["int"], 0), ("x", t["int"], 32)])
-    arr = b.array(t["int"], 2, t["int"])
-    bitint = b.int("int", 4, signed=True, bits=4, offset=2)  # deprecated int bitfield
-    b.struct(
+    inner = b.add_struct("cf_inner", 8, [("y", t["int"], 0), ("x", t["int"], 32)])
+    arr = b.add_array(t["int"], t["int"], 2)
+    bitint = b.add_int("int", 4, signed=True, nr_bits=4, bit_offset=2)  # deprecated int bitfield
+    b.add_struct(
         "cf_sample___raw",
         64,
         [
@@ -128,12 +129,12 @@ def test_raw_btf_target(bpf_build: Any, tmp_path: Path) -> None:
             ("arr", arr, 192),
             ("cnt", t["uint"], 256),
             ("sgn", t["int"], 288),
-            ("ptr", b.ptr(t["char"]), 320),
-            ("name", b.array(t["char"], 8, t["int"]), 384),
+            ("ptr", b.add_ptr(t["char"]), 320),
+            ("name", b.add_array(t["char"], t["int"], 8), 384),
         ],
     )
     path = tmp_path / "target.btf"
-    path.write_bytes(b.build())
+    path.write_bytes(b.encode())
     obj = bpf_build("core_fields.c")
     target_btf = Btf.parse(path.read_bytes(), cache=False)
     lines = _compare(obj, path, ("fields_offsets", "fields_access"), target_btf)

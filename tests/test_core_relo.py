@@ -8,9 +8,10 @@ import random
 from typing import Any
 
 import pytest
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 
 from bpfobj.btf.ext import CoreRelo
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.core import CoreCache, CoreDecision, TargetBtf, resolve
 from bpfobj.errors import CoreError
 from bpfobj.uapi import CoreReloKind as K
@@ -23,12 +24,12 @@ from bpfobj.uapi import CoreReloKind as K
 def _local() -> tuple[BtfBuilder, dict[str, int]]:
     b = BtfBuilder()
     t = std_ints(b)
-    anon = b.struct("", 8, [("a", t["int"], 0), ("b", t["int"], 32)])
-    comm = b.array(t["char"], 16, t["int"])
-    flex = b.array(t["int"], 0, t["int"])
-    lst = b.struct("list", 8, [])
-    plst = b.ptr(lst)
-    task = b.struct(
+    anon = b.add_struct("", 8, [("a", t["int"], 0), ("b", t["int"], 32)])
+    comm = b.add_array(t["char"], t["int"], 16)
+    flex = b.add_array(t["int"], t["int"], 0)
+    lst = b.add_struct("list", 8, [])
+    plst = b.add_ptr(lst)
+    task = b.add_struct(
         "task",
         56,
         [
@@ -42,12 +43,12 @@ def _local() -> tuple[BtfBuilder, dict[str, int]]:
             ("tail", flex, 448),
         ],
     )
-    state = b.enum("state", [("RUNNING", 0), ("SLEEPING", 1)])
-    big = b.enum64("big", [("HUGE", 1 << 40)])
-    pid_t = b.typedef("pid_t", t["int"])
-    flav = b.struct("task___old", 8, [("pid", t["int"], 32)])
-    gone = b.struct("gone", 4, [("x", t["int"], 0)])
-    anon_root = b.struct("", 4, [("x", t["int"], 0)])
+    state = b.add_enum("state", values=[("RUNNING", 0), ("SLEEPING", 1)])
+    big = b.add_enum64("big", values=[("HUGE", 1 << 40)])
+    pid_t = b.add_typedef("pid_t", t["int"])
+    flav = b.add_struct("task___old", 8, [("pid", t["int"], 32)])
+    gone = b.add_struct("gone", 4, [("x", t["int"], 0)])
+    anon_root = b.add_struct("", 4, [("x", t["int"], 0)])
     ids = dict(t, task=task, state=state, big=big, pid_t=pid_t, flav=flav, gone=gone,
                anon_root=anon_root, list=lst)  # fmt: skip
     return b, ids
@@ -56,12 +57,12 @@ def _local() -> tuple[BtfBuilder, dict[str, int]]:
 def _target() -> tuple[BtfBuilder, dict[str, int]]:
     b = BtfBuilder()
     t = std_ints(b)
-    anon = b.struct("", 8, [("b", t["int"], 0), ("a", t["int"], 32)])
-    comm = b.array(t["char"], 32, t["int"])
-    flex = b.array(t["int"], 0, t["int"])
-    lst = b.struct("list", 16, [])
-    plst = b.ptr(lst)
-    task = b.struct(
+    anon = b.add_struct("", 8, [("b", t["int"], 0), ("a", t["int"], 32)])
+    comm = b.add_array(t["char"], t["int"], 32)
+    flex = b.add_array(t["int"], t["int"], 0)
+    lst = b.add_struct("list", 16, [])
+    plst = b.add_ptr(lst)
+    task = b.add_struct(
         "task",
         80,
         [
@@ -76,17 +77,17 @@ def _target() -> tuple[BtfBuilder, dict[str, int]]:
             ("tail", flex, 576),
         ],
     )
-    state = b.enum64("state", [("SLEEPING", 2), ("RUNNING", 0), ("DEAD", 9)])
-    big = b.enum("big", [("HUGE", 7)])
-    pid_t = b.typedef("pid_t", t["int"])
+    state = b.add_enum64("state", values=[("SLEEPING", 2), ("RUNNING", 0), ("DEAD", 9)])
+    big = b.add_enum("big", values=[("HUGE", 7)])
+    pid_t = b.add_typedef("pid_t", t["int"])
     ids = dict(t, task=task, state=state, big=big, pid_t=pid_t, list=lst)
     return b, ids
 
 
 LB, L = _local()
 TB, T = _target()
-LOCAL = LB.parse(name="prog.o")
-TARGET = TB.parse(name="vmlinux")
+LOCAL = LB.to_btf(name="prog.o")
+TARGET = TB.to_btf(name="vmlinux")
 TARGETS = [TargetBtf("vmlinux", TARGET)]
 
 
@@ -213,8 +214,8 @@ def test_array_access_rejects_other_kinds() -> None:
 def test_missing_field() -> None:
     b = BtfBuilder()
     t = std_ints(b)
-    task = b.struct("task", 4, [("pid", t["int"], 0)])
-    target = [TargetBtf("vmlinux", b.parse())]
+    task = b.add_struct("task", 4, [("pid", t["int"], 0)])
+    target = [TargetBtf("vmlinux", b.to_btf())]
     for kind, expected in [
         (K.FIELD_EXISTS, (1, 0, "patched")),
         (K.FIELD_BYTE_OFFSET, (8, 0, "poisoned")),
@@ -236,9 +237,9 @@ def test_missing_field() -> None:
 def test_incompatible_field_type() -> None:
     b = BtfBuilder()
     t = std_ints(b)
-    inner = b.struct("inner", 4, [])
-    b.struct("task", 4, [("pid", inner, 0)])
-    d = decide("task", "0:0", K.FIELD_BYTE_OFFSET, targets=[TargetBtf("vmlinux", b.parse())])
+    inner = b.add_struct("inner", 4, [])
+    b.add_struct("task", 4, [("pid", inner, 0)])
+    d = decide("task", "0:0", K.FIELD_BYTE_OFFSET, targets=[TargetBtf("vmlinux", b.to_btf())])
     assert d.outcome == "poisoned"
     assert d.candidates[0].reason == (
         "field 'pid': incompatible field types: local int int, target struct inner"
@@ -300,8 +301,8 @@ def test_enum_values() -> None:
 
 def test_enum_value_missing() -> None:
     b = BtfBuilder()
-    b.enum("state", [("RUNNING", 0)])
-    targets = [TargetBtf("vmlinux", b.parse())]
+    b.add_enum("state", values=[("RUNNING", 0)])
+    targets = [TargetBtf("vmlinux", b.to_btf())]
     assert vals(decide("state", "1", K.ENUMVAL_EXISTS, targets=targets)) == (1, 0, "patched")
     d = decide("state", "1", K.ENUMVAL_VALUE, targets=targets)
     assert vals(d) == (1, 0, "poisoned")
@@ -310,11 +311,12 @@ def test_enum_value_missing() -> None:
 
 def test_negative_enum32_values_are_sign_extended() -> None:
     b = BtfBuilder()
-    e = b.enum("neg", [("M1", -1), ("U", 0xFFFFFFF0)])
-    local = b.parse()
+    # an unsigned ENUM whose M1 is -1 as the __s32 libbpf reads: 0xFFFFFFFF
+    e = b.add_enum("neg", values=[("M1", 0xFFFFFFFF), ("U", 0xFFFFFFF0)], signed=False)
+    local = b.to_btf()
     tb = BtfBuilder()
-    tb.enum64("neg", [("U", 5), ("M1", -2)], signed=True)
-    targets = [TargetBtf("vmlinux", tb.parse())]
+    tb.add_enum64("neg", values=[("U", 5), ("M1", -2)], signed=True)
+    targets = [TargetBtf("vmlinux", tb.to_btf())]
     relo = CoreRelo(insn_off=0, type_id=e, access_str="0", kind=K.ENUMVAL_VALUE)
     d = resolve(local, relo, targets)
     assert (d.orig_val, d.new_val) == ((1 << 64) - 1, (1 << 64) - 2)
@@ -338,12 +340,12 @@ def test_local_flavor_matches_target() -> None:
 def test_target_flavors_and_kind_filter() -> None:
     b = BtfBuilder()
     t = std_ints(b)
-    b.struct("task___a", 8, [("pid", t["int"], 32)])
-    b.union("task", 4, [("pid", t["int"], 0)])  # a union is no candidate for a struct
-    b.struct("task___b___c", 4, [("pid", t["int"], 0)])  # essential name task___b
-    b.struct("taskx", 4, [("pid", t["int"], 0)])
-    b.struct("task___b", 4, [("pid", t["long"], 0)])
-    targets = [TargetBtf("vmlinux", b.parse())]
+    b.add_struct("task___a", 8, [("pid", t["int"], 32)])
+    b.add_union("task", 4, [("pid", t["int"], 0)])  # a union is no candidate for a struct
+    b.add_struct("task___b___c", 4, [("pid", t["int"], 0)])  # essential name task___b
+    b.add_struct("taskx", 4, [("pid", t["int"], 0)])
+    b.add_struct("task___b", 4, [("pid", t["long"], 0)])
+    targets = [TargetBtf("vmlinux", b.to_btf())]
     d = decide("task", "0:0", K.FIELD_BYTE_OFFSET, targets=targets)
     assert [c.name for c in d.candidates] == ["task___a", "task___b"]
     # both flavors match; offsets differ: libbpf refuses
@@ -354,9 +356,9 @@ def test_target_flavors_and_kind_filter() -> None:
 def test_decision_ambiguity() -> None:
     b = BtfBuilder()
     t = std_ints(b)
-    b.struct("task___a", 8, [("pid", t["int"], 0)])
-    b.struct("task___b", 8, [("pid", t["long"], 0)])
-    targets = [TargetBtf("vmlinux", b.parse())]
+    b.add_struct("task___a", 8, [("pid", t["int"], 0)])
+    b.add_struct("task___b", 8, [("pid", t["long"], 0)])
+    targets = [TargetBtf("vmlinux", b.to_btf())]
     assert vals(decide("task", "0:0", K.FIELD_BYTE_OFFSET, targets=targets)) == (0, 0, "patched")
     d = decide("task", "0:0", K.FIELD_BYTE_SIZE, targets=targets)
     assert d.outcome == "error"
@@ -368,9 +370,9 @@ def test_decision_ambiguity() -> None:
 def test_cache_prunes_candidates_like_libbpf() -> None:
     b = BtfBuilder()
     t = std_ints(b)
-    a = b.struct("task___a", 4, [("pid", t["int"], 0)])
-    c = b.struct("task___b", 8, [("pid", t["int"], 0), ("state", t["long"], 32)])
-    targets = [TargetBtf("vmlinux", b.parse())]
+    a = b.add_struct("task___a", 4, [("pid", t["int"], 0)])
+    c = b.add_struct("task___b", 8, [("pid", t["int"], 0), ("state", t["long"], 32)])
+    targets = [TargetBtf("vmlinux", b.to_btf())]
     cache = CoreCache()
     # no candidate matches: the list is kept whole
     assert decide("task", "0:2:0", K.FIELD_BYTE_OFFSET, targets, cache).outcome == "poisoned"
@@ -389,12 +391,12 @@ def test_cache_prunes_candidates_like_libbpf() -> None:
 def test_modules_only_without_vmlinux_candidates() -> None:
     vb = BtfBuilder()
     t = std_ints(vb)
-    vb.struct("other", 4, [("x", t["int"], 0)])
-    vmlinux = vb.parse(name="vmlinux")
-    mb = BtfBuilder(base=vb)
-    mb.struct("list", 4, [])  # a type vmlinux also lacks
-    mod_task = mb.struct("task", 12, [("x", t["int"], 0), ("pid", t["int"], 64)])
-    mod = mb.parse(base=vmlinux, name="mod_a")
+    vb.add_struct("other", 4, [("x", t["int"], 0)])
+    vmlinux = vb.to_btf(name="vmlinux")
+    mb = BtfBuilder(base=vmlinux)
+    mb.add_struct("list", 4, [])  # a type vmlinux also lacks
+    mod_task = mb.add_struct("task", 12, [("x", t["int"], 0), ("pid", t["int"], 64)])
+    mod = mb.to_btf(name="mod_a")
     targets = [TargetBtf("vmlinux", vmlinux), TargetBtf("mod_a", mod)]
     d = decide("task", "0:0", K.FIELD_BYTE_OFFSET, targets=targets)
     assert vals(d) == (0, 8, "patched")
@@ -403,11 +405,11 @@ def test_modules_only_without_vmlinux_candidates() -> None:
     # vmlinux has the type: modules are not searched
     vb2 = BtfBuilder()
     t2 = std_ints(vb2)
-    v_task = vb2.struct("task", 4, [("pid", t2["int"], 0)])
-    vmlinux2 = vb2.parse()
-    mb2 = BtfBuilder(base=vb2)
-    mb2.struct("task", 12, [("pid", t2["int"], 64)])
-    targets2 = [TargetBtf("vmlinux", vmlinux2), TargetBtf("mod_a", mb2.parse(base=vmlinux2))]
+    v_task = vb2.add_struct("task", 4, [("pid", t2["int"], 0)])
+    vmlinux2 = vb2.to_btf()
+    mb2 = BtfBuilder(base=vmlinux2)
+    mb2.add_struct("task", 12, [("pid", t2["int"], 64)])
+    targets2 = [TargetBtf("vmlinux", vmlinux2), TargetBtf("mod_a", mb2.to_btf())]
     d = decide("task", "0:0", K.FIELD_BYTE_OFFSET, targets=targets2)
     assert [(c.btf, c.type_id) for c in d.candidates] == [("vmlinux", v_task)]
     # an overridden main BTF (btf_custom_path) never looks at modules
@@ -451,14 +453,14 @@ def test_candidate_match_error() -> None:
     # the target's typedef names a func_proto: sizing it fails inside the match
     b = BtfBuilder()
     t = std_ints(b)
-    s = b.struct("thing", 4, [("x", t["int"], 0)])
-    td = b.typedef("thing_t", s)
-    local = b.parse()
+    s = b.add_struct("thing", 4, [("x", t["int"], 0)])
+    td = b.add_typedef("thing_t", s)
+    local = b.to_btf()
     tb = BtfBuilder()
     ti = std_ints(tb)
-    tb.typedef("thing_t", tb.func_proto(ti["int"], []))
+    tb.add_typedef("thing_t", tb.add_func_proto(ti["int"], []))
     relo = CoreRelo(insn_off=0, type_id=td, access_str="0:0", kind=K.FIELD_BYTE_OFFSET)
-    d = resolve(local, relo, [TargetBtf("vmlinux", tb.parse())], program="p")
+    d = resolve(local, relo, [TargetBtf("vmlinux", tb.to_btf())], program="p")
     assert d.outcome == "error"
     assert d.log[-2].startswith("prog 'p': relo #0: error matching candidate #0 <byte_off>")
     assert d.log[-2].endswith(": -22")
@@ -467,12 +469,12 @@ def test_candidate_match_error() -> None:
 def test_unsatisfiable_bitfield() -> None:
     b = BtfBuilder()
     t = std_ints(b)
-    b.struct("task", 10, [("pad", t["ulong"], 0, 10), ("flags", t["ulong"], 10, 60)])
+    b.add_struct("task", 10, [("pad", t["ulong"], 0, 10), ("flags", t["ulong"], 10, 60)])
     lb = BtfBuilder()
     lt = std_ints(lb)
-    task = lb.struct("task", 8, [("flags", lt["ulong"], 0, 60)])
+    task = lb.add_struct("task", 8, [("flags", lt["ulong"], 0, 60)])
     relo = CoreRelo(insn_off=16, type_id=task, access_str="0:0", kind=K.FIELD_BYTE_SIZE)
-    d = resolve(lb.parse(), relo, [TargetBtf("vmlinux", b.parse())], program="p")
+    d = resolve(lb.to_btf(), relo, [TargetBtf("vmlinux", b.to_btf())], program="p")
     assert d.outcome == "error"
     assert d.errno == 7
     assert "prog 'p': relo 1 at insn #2 can't be satisfied for bitfield" in d.log
@@ -499,16 +501,16 @@ def _layout(rng: random.Random) -> list[tuple[int, int, int, bool]]:
 
 
 def _btf(fields: list[tuple[int, int, int, bool]], byteorder: str) -> tuple[Any, int]:
-    b = BtfBuilder()
+    b = BtfBuilder(byteorder)
     ints = {}
     for size in (1, 2, 4, 8):
         for signed in (False, True):
-            ints[size, signed] = b.int(f"{'' if signed else 'u'}int{size * 8}", size, signed=signed)
-    b.int("long", 8, signed=True)
+            ints[size, signed] = b.add_int(f"{'' if signed else 'u'}int{size * 8}", size, signed=signed)
+    b.add_int("long", 8, signed=True)
     total = (max(p + n for _, p, n, _ in fields) + 63) // 64 * 8
     members = [(f"f{i}", ints[sz, sg], p, n) for i, (sz, p, n, sg) in enumerate(fields)]
-    s = b.struct("bits", total, members)
-    return b.parse(byteorder), s
+    s = b.add_struct("bits", total, members)
+    return b.to_btf(), s
 
 
 def _relocated(local: Any, lid: int, target: Any, i: int, kind: K, byteorder: str) -> int:

@@ -7,8 +7,9 @@ Expected texts are written the way libbpf prints them (relo_core.c), e.g.
 from __future__ import annotations
 
 import pytest
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.core import essential_name, essential_name_len, parse_access_string
 from bpfobj.core.spec import SpecError, format_spec, parse_spec
 from bpfobj.uapi import CoreReloKind as K
@@ -69,12 +70,12 @@ def sample() -> tuple[object, dict[str, int]]:
     struct inner in; int flex[]; }  and  struct bits { unsigned lo:3; int mid:7; }."""
     b = BtfBuilder()
     t = std_ints(b)
-    arr4 = b.array(t["int"], 4, t["int"])
-    anon_u = b.union("", 8, [("u1", t["int"], 0), ("u2", t["long"], 0)])
-    anon_s = b.struct("", 4, [("x", t["short"], 0), ("y", t["short"], 16)])
-    inner = b.struct("inner", 8, [("p", t["int"], 0), ("q", t["int"], 32)])
-    flex = b.array(t["int"], 0, t["int"])
-    s = b.struct(
+    arr4 = b.add_array(t["int"], t["int"], 4)
+    anon_u = b.add_union("", 8, [("u1", t["int"], 0), ("u2", t["long"], 0)])
+    anon_s = b.add_struct("", 4, [("x", t["short"], 0), ("y", t["short"], 16)])
+    inner = b.add_struct("inner", 8, [("p", t["int"], 0), ("q", t["int"], 32)])
+    flex = b.add_array(t["int"], t["int"], 0)
+    s = b.add_struct(
         "s",
         48,
         [
@@ -86,14 +87,14 @@ def sample() -> tuple[object, dict[str, int]]:
             ("flex", flex, 352),
         ],
     )
-    td = b.typedef("s_t", s)
-    cs = b.const(td)
-    bits = b.struct("bits", 4, [("lo", t["uint"], 0, 3), ("mid", t["int"], 3, 7)])
-    color = b.enum("color", [("RED", 0), ("GREEN", 5), ("NEG", -3)], signed=True)
-    ucolor = b.enum("ucolor", [("BIG", 0xFFFFFFF0)])
-    e64 = b.enum64("e64", [("HUGE", 1 << 40), ("MINUS", -(1 << 40))], signed=True)
-    u64 = b.enum64("u64e", [("TOP", 0xFFFF_FFFF_FFFF_FFFF)])
-    fp = b.func_proto(t["int"], [("x", t["int"])])
+    td = b.add_typedef("s_t", s)
+    cs = b.add_const(td)
+    bits = b.add_struct("bits", 4, [("lo", t["uint"], 0, 3), ("mid", t["int"], 3, 7)])
+    color = b.add_enum("color", values=[("RED", 0), ("GREEN", 5), ("NEG", -3)], signed=True)
+    ucolor = b.add_enum("ucolor", values=[("BIG", 0xFFFFFFF0)])
+    e64 = b.add_enum64("e64", values=[("HUGE", 1 << 40), ("MINUS", -(1 << 40))], signed=True)
+    u64 = b.add_enum64("u64e", values=[("TOP", 0xFFFF_FFFF_FFFF_FFFF)])
+    fp = b.add_func_proto(t["int"], [("x", t["int"])])
     ids = dict(
         t,
         s=s,
@@ -107,7 +108,7 @@ def sample() -> tuple[object, dict[str, int]]:
         fp=fp,
         inner=inner,
     )
-    return b.parse(), ids
+    return b.to_btf(), ids
 
 
 def _fmt(btf: object, tid: int, access: str, kind: K) -> str:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_btf.builder import BtfBuilder, std_ints
+from core_btf.builder import std_ints
 
 from bpfobj.btf.ext import CoreRelo
+from bpfobj.btf.writer import BtfBuilder
 from bpfobj.core import CoreCache, TargetBtf, index_for, resolve
 from bpfobj.uapi import CoreReloKind as K
 
@@ -62,8 +63,8 @@ def bpftool_enum_value(name: str) -> int:
 def _local_task(name: str = "task_struct") -> tuple[Any, int]:
     b = BtfBuilder()
     t = std_ints(b)
-    task = b.struct(name, 16, [("pid", t["int"], 0), ("tgid", t["int"], 32)])
-    return b.parse(), task
+    task = b.add_struct(name, 16, [("pid", t["int"], 0), ("tgid", t["int"], 32)])
+    return b.to_btf(), task
 
 
 def test_task_struct_pid_offset_matches_bpftool() -> None:
@@ -89,9 +90,9 @@ def test_flavored_local_type_finds_the_kernel_type() -> None:
 
 def test_enum_value_matches_bpftool() -> None:
     b = BtfBuilder()
-    e = b.enum("bpf_prog_type", [("BPF_PROG_TYPE_TRACING", 0)])
+    e = b.add_enum("bpf_prog_type", values=[("BPF_PROG_TYPE_TRACING", 0)])
     relo = CoreRelo(insn_off=0, type_id=e, access_str="0", kind=K.ENUMVAL_VALUE)
-    d = resolve(b.parse(), relo, [TargetBtf("vmlinux", kernel())])
+    d = resolve(b.to_btf(), relo, [TargetBtf("vmlinux", kernel())])
     assert d.new_val == bpftool_enum_value("BPF_PROG_TYPE_TRACING")
 
 
@@ -103,8 +104,8 @@ def test_candidate_search_is_indexed() -> None:
     b = BtfBuilder()
     t = std_ints(b)
     names = ["task_struct", "mm_struct", "cred", "file", "inode", "sk_buff", "sock", "net_device"]
-    ids = [b.struct(f"{n}___x{i}", 8, [("x", t["int"], 0)]) for i, n in enumerate(names * 25)]
-    local = b.parse()
+    ids = [b.add_struct(f"{n}___x{i}", 8, [("x", t["int"], 0)]) for i, n in enumerate(names * 25)]
+    local = b.to_btf()
     targets = [TargetBtf("vmlinux", btf)]
     cache_ = CoreCache()
     start = time.perf_counter()

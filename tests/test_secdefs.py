@@ -14,16 +14,14 @@ other name must classify exactly as libbpf 1.1 does.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import harnessbuild
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,13 +43,7 @@ from bpfobj.errors import SpecError
 from bpfobj.uapi import AttachType, ProgType
 
 ROOT = Path(__file__).resolve().parent.parent
-HARNESS_SRC = ROOT / "tests" / "harness" / "sec_type.c"
-HARNESS_OUT = ROOT / "build" / "harness"
-LIBBPF_H = Path("/usr/include/bpf/libbpf.h")
 LIBBPF_C_612 = Path("/work/src/linux-source-6.12/tools/lib/bpf/libbpf.c")
-GCC = os.environ.get("CC", "gcc")
-CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror"]
-LIBS = ["-lbpf", "-lelf", "-lz"]
 
 A = AttachType
 P = ProgType
@@ -251,20 +243,12 @@ ODD_NAMES = [
 
 
 def _harness_binary() -> Path:
-    if shutil.which(GCC) is None:
-        pytest.skip(f"{GCC} is not installed (apt-get install gcc)")
-    if not LIBBPF_H.exists():
-        pytest.skip("libbpf headers are missing (apt-get install libbpf-dev)")
-    h = hashlib.sha256(" ".join([GCC, *CFLAGS, *LIBS]).encode())
-    h.update(HARNESS_SRC.read_bytes())
-    h.update(LIBBPF_H.read_bytes())
-    out = HARNESS_OUT / f"sec_type-{h.hexdigest()[:12]}"
-    if not out.exists():
-        HARNESS_OUT.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        subprocess.run([GCC, *CFLAGS, "-o", str(tmp), str(HARNESS_SRC), *LIBS], check=True)
-        tmp.rename(out)
-    return out
+    if (reason := harnessbuild.missing_reason()) is not None:
+        pytest.skip(reason)
+    try:
+        return harnessbuild.build("sec_type", ("-Werror",))
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"building sec_type.c failed:\n{exc.stderr}")
 
 
 #: a harness answer: (prog_type, expected_attach_type) as ints, or the errno

@@ -15,7 +15,6 @@ fmod_ret, freplace), LSM hooks and iterators.
 from __future__ import annotations
 
 import errno as _errno
-import os
 from typing import TYPE_CHECKING, Any
 
 from bpfobj.attach.common import (
@@ -56,18 +55,8 @@ def parse_tracepoint_section(name: str) -> tuple[str, str] | None:
 
 
 def tracepoint_id(category: str, name: str) -> int:
-    """The tracefs event id (libbpf determine_tracepoint_id())."""
-    path = os.path.join(tracefs(), "events", category, name, "id")
-    try:
-        with open(path) as f:
-            return int(f.read().strip())
-    except FileNotFoundError:
-        hint = "see available_events in tracefs"
-        if category == "syscalls":
-            hint = "syscall tracepoints need CONFIG_FTRACE_SYSCALLS"
-        raise NotSupportedError(f"no tracepoint {category}/{name}", hint=hint) from None
-    except (OSError, ValueError) as exc:
-        raise NotSupportedError(f"cannot read {path}: {exc}") from None
+    """The tracefs event id (libbpf determine_tracepoint_id()), tracefs mounted if needed."""
+    return perf.tracepoint_id(category, name, tracefs())
 
 
 def attach_tracepoint(program: Program, category: str | None = None, name: str | None = None,

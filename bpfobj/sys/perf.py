@@ -99,16 +99,20 @@ def tracefs() -> str:
     )
 
 
-def tracepoint_id(category: str, name: str) -> int:
-    """The id of tracepoint category/name (tracefs events/<category>/<name>/id)."""
-    path = os.path.join(tracefs(), "events", category, name, "id")
+def tracepoint_id(category: str, name: str, tracefs_dir: str | None = None) -> int:
+    """The id of tracepoint category/name: events/<category>/<name>/id under `tracefs_dir`
+    (default: the mounted tracefs) (libbpf determine_tracepoint_id())."""
+    path = os.path.join(tracefs_dir or tracefs(), "events", category, name, "id")
     try:
         with open(path) as f:
             return int(f.read().strip())
     except FileNotFoundError:
-        raise NotSupportedError(
-            f"no tracepoint {category}/{name}", hint=f"see {os.path.dirname(path)}/.."
-        ) from None
+        hint = "see available_events in tracefs"
+        if category == "syscalls":
+            hint = "syscall tracepoints need CONFIG_FTRACE_SYSCALLS"
+        raise NotSupportedError(f"no tracepoint {category}/{name}", hint=hint) from None
+    except (OSError, ValueError) as exc:
+        raise NotSupportedError(f"cannot read {path}: {exc}") from None
 
 
 def pmu_type(pmu: str) -> int:

@@ -13,47 +13,30 @@ debug log (its "libbpf: " prefix removed), in order:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "tests" / "harness" / "libbpf_core_log.c"
-OUT = ROOT / "build" / "harness"
-CC = os.environ.get("CC", "gcc")
-FLAGS = ("-O2", "-Wall", "-Wextra")
-LIBS = ("-lbpf", "-lelf", "-lz")
+import harnessbuild
+
+SRC = harnessbuild.source("libbpf_core_log")
 
 CORE_LINE = re.compile(r"^(prog '[^']+': relo|CO-RE relocating \[)")
 
 
 def missing_reason() -> str | None:
-    if shutil.which(CC) is None:
-        return f"{CC} is not installed"
-    if not Path("/usr/include/bpf/libbpf.h").exists():
-        return "libbpf-dev is not installed"
+    if (reason := harnessbuild.missing_reason()) is not None:
+        return reason
     if os.geteuid() != 0:
         return "libbpf performs CO-RE relocations only in bpf_object__load (needs root)"
     return None
 
 
 def build() -> Path:
-    h = hashlib.sha256(SRC.read_bytes())
-    h.update(" ".join((CC, *FLAGS, *LIBS)).encode())
-    out = OUT / f"libbpf_core_log-{h.hexdigest()[:12]}"
-    if not out.exists():
-        OUT.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        subprocess.run(
-            [CC, *FLAGS, "-o", str(tmp), str(SRC), *LIBS], check=True, capture_output=True
-        )
-        tmp.rename(out)
-    return out
+    return harnessbuild.build("libbpf_core_log")
 
 
 def run(obj: Path, target: Path, programs: Sequence[str] = ()) -> dict[str, object]:

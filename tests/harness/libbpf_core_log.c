@@ -29,26 +29,7 @@
 
 #include <bpf/libbpf.h>
 
-static char **log_lines;
-static size_t log_cnt, log_cap;
-
-static void log_add(const char *s, size_t n)
-{
-	char *line;
-
-	if (log_cnt == log_cap) {
-		size_t cap = log_cap ? log_cap * 2 : 256;
-		char **p = realloc(log_lines, cap * sizeof(*p));
-
-		if (!p)
-			return;
-		log_lines = p;
-		log_cap = cap;
-	}
-	line = strndup(s, n);
-	if (line)
-		log_lines[log_cnt++] = line;
-}
+#include "harness_json.h"
 
 /* libbpf may print one message in several calls; join them until a newline. */
 static char pending[65536];
@@ -79,22 +60,6 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	pending_len = strlen(p);
 	memmove(pending, p, pending_len + 1);
 	return 0;
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
 }
 
 int main(int argc, char **argv)
@@ -148,13 +113,9 @@ int main(int argc, char **argv)
 	if (pending_len)
 		log_add(pending, pending_len);
 
-	printf("{\"libbpf_version\": \"v%d.%d\", \"open\": %d, \"load\": %d, \"log\": [",
+	printf("{\"libbpf_version\": \"v%d.%d\", \"open\": %d, \"load\": %d",
 	       LIBBPF_MAJOR_VERSION, LIBBPF_MINOR_VERSION, open_err, load_err);
-	for (i = 0; i < (int)log_cnt; i++) {
-		if (i)
-			printf(", ");
-		json_str(log_lines[i]);
-	}
-	printf("]}\n");
+	json_log();
+	fputs("}\n", stdout);
 	return 0;
 }

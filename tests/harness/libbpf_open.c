@@ -59,11 +59,12 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "harness_json.h"
+#include "map_section.h"
+
 /* ---- capture libbpf's messages instead of letting them hit stderr ---- */
 
-static char *log_lines[4096];
-static int log_cnt;
-
+/* WARN and INFO messages, one line each (trailing newlines removed) */
 static int capture_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
 	char buf[1024];
@@ -74,67 +75,9 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	vsnprintf(buf, sizeof(buf), fmt, args);
 	n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	if (log_cnt < (int)(sizeof(log_lines) / sizeof(log_lines[0])))
-		log_lines[log_cnt++] = strdup(buf);
+		n--;
+	log_add(buf, n);
 	return 0;
-}
-
-/* ---- minimal JSON writer ---- */
-
-static void json_str(const char *s)
-{
-	const unsigned char *p;
-
-	if (!s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", stdout);
-			break;
-		case '\\':
-			fputs("\\\\", stdout);
-			break;
-		case '\n':
-			fputs("\\n", stdout);
-			break;
-		case '\t':
-			fputs("\\t", stdout);
-			break;
-		default:
-			if (*p < 0x20)
-				printf("\\u%04x", *p);
-			else
-				putchar(*p);
-		}
-	}
-	putchar('"');
-}
-
-static void json_key(const char *k, int first)
-{
-	if (!first)
-		fputs(", ", stdout);
-	json_str(k);
-	fputs(": ", stdout);
-}
-
-static void json_log(void)
-{
-	int i;
-
-	json_key("log", 0);
-	putchar('[');
-	for (i = 0; i < log_cnt; i++) {
-		if (i)
-			fputs(", ", stdout);
-		json_str(log_lines[i]);
-	}
-	putchar(']');
 }
 
 /* ---- what libbpf knows ---- */
@@ -155,31 +98,19 @@ static const char *expected_attach_type_str(const struct bpf_program *prog)
 	return libbpf_bpf_attach_type_str(eat);
 }
 
-static void map_section(const struct bpf_object *obj, const struct bpf_map *map,
-			char *out, size_t out_sz)
+/* The members a map and its inner map both have: type, sizes, max_entries, flags. */
+static void json_map_def(const struct bpf_map *map)
 {
-	const char *name = bpf_map__name(map);
-	const struct btf *btf;
-	const struct btf_type *t;
-	__u32 vid;
-
-	if (!bpf_map__is_internal(map)) {
-		snprintf(out, out_sz, ".maps");
-		return;
-	}
-	btf = bpf_object__btf(obj);
-	vid = bpf_map__btf_value_type_id(map);
-	if (btf && vid) {
-		t = btf__type_by_id(btf, vid);
-		if (t && btf_is_datasec(t)) {
-			snprintf(out, out_sz, "%s", btf__name_by_offset(btf, t->name_off));
-			return;
-		}
-	}
-	/* No DATASEC (e.g. .rodata.str1.1): the object name never has a '.', so the
-	 * section is everything from the first '.'.
-	 */
-	snprintf(out, out_sz, "%s", strchr(name, '.') ? strchr(name, '.') : name);
+	json_key("type", 0);
+	json_str(libbpf_bpf_map_type_str(bpf_map__type(map)));
+	json_key("key_size", 0);
+	printf("%u", bpf_map__key_size(map));
+	json_key("value_size", 0);
+	printf("%u", bpf_map__value_size(map));
+	json_key("max_entries", 0);
+	printf("%u", bpf_map__max_entries(map));
+	json_key("flags", 0);
+	printf("%u", bpf_map__map_flags(map));
 }
 
 int main(int argc, char **argv)
@@ -199,11 +130,7 @@ int main(int argc, char **argv)
 	obj = bpf_object__open_file(argv[1], NULL);
 	err = libbpf_get_error(obj);
 
-	putchar('{');
-	json_key("libbpf_version", 1);
-	json_str(libbpf_version_string());
-	json_key("object", 0);
-	json_str(argv[1]);
+	json_begin(argv[1]);
 	if (err) {
 		char msg[256];
 
@@ -263,16 +190,7 @@ int main(int argc, char **argv)
 		json_str(section);
 		json_key("internal", 0);
 		fputs(bpf_map__is_internal(map) ? "true" : "false", stdout);
-		json_key("type", 0);
-		json_str(libbpf_bpf_map_type_str(bpf_map__type(map)));
-		json_key("key_size", 0);
-		printf("%u", bpf_map__key_size(map));
-		json_key("value_size", 0);
-		printf("%u", bpf_map__value_size(map));
-		json_key("max_entries", 0);
-		printf("%u", bpf_map__max_entries(map));
-		json_key("flags", 0);
-		printf("%u", bpf_map__map_flags(map));
+		json_map_def(map);
 		json_key("numa_node", 0);
 		printf("%u", bpf_map__numa_node(map));
 		json_key("map_extra", 0);
@@ -285,16 +203,7 @@ int main(int argc, char **argv)
 			putchar('{');
 			json_key("name", 1);
 			json_str(bpf_map__name(inner));
-			json_key("type", 0);
-			json_str(libbpf_bpf_map_type_str(bpf_map__type(inner)));
-			json_key("key_size", 0);
-			printf("%u", bpf_map__key_size(inner));
-			json_key("value_size", 0);
-			printf("%u", bpf_map__value_size(inner));
-			json_key("max_entries", 0);
-			printf("%u", bpf_map__max_entries(inner));
-			json_key("flags", 0);
-			printf("%u", bpf_map__map_flags(inner));
+			json_map_def(inner);
 			putchar('}');
 		} else {
 			fputs("null", stdout);

@@ -59,135 +59,29 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include "harness_json.h"
+#include "map_section.h"
+
 #ifndef BPF_PSEUDO_MAP_VALUE
 #define BPF_PSEUDO_MAP_VALUE 2
 #endif
 
 /* ---- capture every libbpf message instead of letting it hit stderr ---- */
 
-static char **log_lines;
-static size_t log_cnt, log_cap;
-
-static void log_add(const char *s, size_t n)
-{
-	char *line;
-
-	if (log_cnt == log_cap) {
-		size_t cap = log_cap ? log_cap * 2 : 256;
-		char **p = realloc(log_lines, cap * sizeof(*p));
-
-		if (!p)
-			return;
-		log_lines = p;
-		log_cap = cap;
-	}
-	line = strndup(s, n);
-	if (line)
-		log_lines[log_cnt++] = line;
-}
-
 static int capture_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	char *buf = NULL, *p, *nl;
+	char *buf = NULL;
 
 	(void)level;
 	if (vasprintf(&buf, fmt, args) < 0 || !buf)
 		return 0;
 	/* verifier logs arrive as one multi-line message: one JSON string per line */
-	for (p = buf; *p; p = nl + 1) {
-		nl = strchr(p, '\n');
-		if (!nl) {
-			log_add(p, strlen(p));
-			break;
-		}
-		log_add(p, (size_t)(nl - p));
-	}
+	log_add_lines(buf);
 	free(buf);
 	return 0;
 }
 
-/* ---- minimal JSON writer ---- */
-
-static void json_str(const char *s)
-{
-	const unsigned char *p;
-
-	if (!s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", stdout);
-			break;
-		case '\\':
-			fputs("\\\\", stdout);
-			break;
-		case '\n':
-			fputs("\\n", stdout);
-			break;
-		case '\t':
-			fputs("\\t", stdout);
-			break;
-		default:
-			if (*p < 0x20 || *p >= 0x7f)
-				printf("\\u%04x", *p);
-			else
-				putchar(*p);
-		}
-	}
-	putchar('"');
-}
-
-static void json_key(const char *k, int first)
-{
-	if (!first)
-		fputs(", ", stdout);
-	json_str(k);
-	fputs(": ", stdout);
-}
-
-static void json_log(void)
-{
-	size_t i;
-
-	json_key("log", 0);
-	putchar('[');
-	for (i = 0; i < log_cnt; i++) {
-		fputs(i ? ",\n  " : "\n  ", stdout);
-		json_str(log_lines[i]);
-	}
-	putchar(']');
-}
-
 /* ---- maps ---- */
-
-static void map_section(const struct bpf_object *obj, const struct bpf_map *map,
-			char *out, size_t out_sz)
-{
-	const char *name = bpf_map__name(map);
-	const struct btf *btf;
-	const struct btf_type *t;
-	__u32 vid;
-
-	if (!bpf_map__is_internal(map)) {
-		snprintf(out, out_sz, ".maps");
-		return;
-	}
-	btf = bpf_object__btf(obj);
-	vid = bpf_map__btf_value_type_id(map);
-	if (btf && vid) {
-		t = btf__type_by_id(btf, vid);
-		if (t && btf_is_datasec(t)) {
-			snprintf(out, out_sz, "%s", btf__name_by_offset(btf, t->name_off));
-			return;
-		}
-	}
-	/* No DATASEC: the object name never has a '.', the section starts at the first '.' */
-	snprintf(out, out_sz, "%s", strchr(name, '.') ? strchr(name, '.') : name);
-}
 
 struct map_info {
 	const struct bpf_map *map;
@@ -236,11 +130,7 @@ static void print_error(const char *path, const char *btf, const char *stage, in
 	char msg[256];
 
 	libbpf_strerror(err, msg, sizeof(msg));
-	putchar('{');
-	json_key("libbpf_version", 1);
-	json_str(libbpf_version_string());
-	json_key("object", 0);
-	json_str(path);
+	json_begin(path);
 	json_key("btf", 0);
 	json_str(btf);
 	json_key("stage", 0);
@@ -363,11 +253,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	putchar('{');
-	json_key("libbpf_version", 1);
-	json_str(libbpf_version_string());
-	json_key("object", 0);
-	json_str(path);
+	json_begin(path);
 	json_key("btf", 0);
 	json_str(btf);
 	json_key("name", 0);
