@@ -889,16 +889,22 @@ class Btf:
     def _scan_names(self, nameb: bytes, *, exact: bool) -> list[int]:
         """Ids of own types named `nameb` (or, not `exact`, starting with it), found without
         the name index: each string starting with it (a search for NUL + name in the string
-        section), then each type whose name_off is that string (a search in the name_offs
-        of all types, gathered once)."""
-        buf, s0 = self._buf, self._s0
-        end = s0 + self._str_len
+        sections, the base's too), then each type whose name_off is that string (a search
+        in the name_offs of all own types, gathered once)."""
         needle = b"\0" + nameb + (b"\0" if exact else b"")
         strings = []
-        p = buf.find(needle, s0, end)
-        while p >= 0:
-            strings.append(self.start_str_off + p + 1 - s0)  # name_offs are absolute
-            p = buf.find(needle, p + 1, end)
+        blob: Btf | None = self
+        while blob is not None:  # split BTF's names may be its base's strings
+            buf, s0 = blob._buf, blob._s0
+            end = s0 + blob._str_len
+            if buf[s0 : s0 + len(needle) - 1] == needle[1:]:
+                # The section's first string (split BTF's has no NUL before it).
+                strings.append(blob.start_str_off)
+            p = buf.find(needle, s0, end)
+            while p >= 0:
+                strings.append(blob.start_str_off + p + 1 - s0)  # name_offs are absolute
+                p = buf.find(needle, p + 1, end)
+            blob = blob.base
         if not strings:
             return []
         if self._scan_noffs is None:
