@@ -267,6 +267,7 @@ PSEUDO_KFUNC_CALL = 2
 CORE_POISON_IMM = 0xBAD2310
 
 # Map flags the loader needs to know about (linux/bpf.h).
+BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12

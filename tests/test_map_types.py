@@ -1,0 +1,47 @@
+"""The definition checks create_maps runs before BPF_MAP_CREATE for local storage maps
+(bpfobj.maptypes): each refusal names the map, what is wrong and the fix, where the kernel
+would answer a bare EINVAL. No kernel needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bpfobj import records
+from bpfobj.errors import NotSupportedError, SpecError
+from bpfobj.maptypes import check_create, map_class
+from bpfobj.spec import MapKind, MapSpec
+from bpfobj.uapi import BPF_F_NO_PREALLOC, MapType
+
+
+def spec(mtype: MapType, key: int = 0, value: int = 0, entries: int = 0, **kw: int) -> MapSpec:
+    return MapSpec("m", ".maps", MapKind.BTF, mtype, key, value, entries, **kw)
+
+
+STORAGE = [MapType.TASK_STORAGE, MapType.SK_STORAGE, MapType.INODE_STORAGE,
+           MapType.CGRP_STORAGE]
+
+
+@pytest.mark.parametrize("mtype", STORAGE, ids=lambda t: t.label)
+def test_local_storage_definitions(mtype: MapType) -> None:
+    good = spec(mtype, 4, 16, flags=BPF_F_NO_PREALLOC, key_type_id=1, value_type_id=2)
+    check_create(good, have_btf=True)
+    assert map_class(mtype).__name__ == "LocalStorageMap"
+    cases = [
+        (records.evolve(good, flags=0), "needs map_flags BPF_F_NO_PREALLOC",
+         "__uint(map_flags, BPF_F_NO_PREALLOC)"),
+        (records.evolve(good, max_entries=16), "takes none", "drop __uint(max_entries"),
+        (records.evolve(good, key_size=8), "key of 8 bytes", "__type(key, int)"),
+        (records.evolve(good, value_type_id=0), "no BTF value type", "-g"),
+    ]
+    for bad, message, hint in cases:
+        with pytest.raises(SpecError, match=message) as info:
+            check_create(bad, have_btf=True, obj="x.o")
+        assert hint in (info.value.hint or "")
+        assert f"{mtype.label} map 'm'" in str(info.value) and "object x.o" in str(info.value)
+    with pytest.raises(NotSupportedError, match="needs the object's BTF in the kernel"):
+        check_create(good, have_btf=False)
+
+
+def test_other_types_unchecked() -> None:
+    check_create(spec(MapType.HASH, 4, 4, 1), have_btf=False)
+    assert map_class(MapType.HASH).__name__ == "Map"
