@@ -6,7 +6,8 @@ set-up after creation.
     cls = map_class(spec.type)              # Map, LocalStorageMap
     after_create(map)                       # set-up before any program loads
 
-The type modules (`bpfobj.storage`) are imported only for maps of their type.
+The type modules (`bpfobj.storage`, `bpfobj.user_ringbuf`) are imported only for maps of
+their type.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def check_create(m: MapSpec, *, have_btf: bool, obj: str | None = None) -> None:
         from bpfobj import storage
 
         storage.check_spec(m, have_btf=have_btf, obj=obj)
+    elif m.type == MapType.USER_RINGBUF:
+        from bpfobj import user_ringbuf
+
+        user_ringbuf.check_spec(m, obj=obj)
 
 
 def map_class(map_type: MapType) -> type[Map]:

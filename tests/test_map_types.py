@@ -1,8 +1,10 @@
-"""The definition checks create_maps runs before BPF_MAP_CREATE for local storage maps
-(bpfobj.maptypes): each refusal names the map, what is wrong and the fix, where the kernel
-would answer a bare EINVAL. No kernel needed."""
+"""The definition checks create_maps runs before BPF_MAP_CREATE for local storage and user
+ring buffer maps (bpfobj.maptypes): each refusal names the map, what is wrong and the fix,
+where the kernel would answer a bare EINVAL. No kernel needed."""
 
 from __future__ import annotations
+
+import mmap
 
 import pytest
 
@@ -11,6 +13,8 @@ from bpfobj.errors import NotSupportedError, SpecError
 from bpfobj.maptypes import check_create, map_class
 from bpfobj.spec import MapKind, MapSpec
 from bpfobj.uapi import BPF_F_NO_PREALLOC, MapType
+
+PAGE = mmap.PAGESIZE
 
 
 def spec(mtype: MapType, key: int = 0, value: int = 0, entries: int = 0, **kw: int) -> MapSpec:
@@ -40,6 +44,15 @@ def test_local_storage_definitions(mtype: MapType) -> None:
         assert f"{mtype.label} map 'm'" in str(info.value) and "object x.o" in str(info.value)
     with pytest.raises(NotSupportedError, match="needs the object's BTF in the kernel"):
         check_create(good, have_btf=False)
+
+
+def test_user_ringbuf_definitions() -> None:
+    check_create(spec(MapType.USER_RINGBUF, entries=4 * PAGE), have_btf=False)
+    for entries in (0, 3 * PAGE, PAGE // 2):
+        with pytest.raises(SpecError, match="power of 2 and a multiple of the page size"):
+            check_create(spec(MapType.USER_RINGBUF, entries=entries), have_btf=False)
+    with pytest.raises(SpecError, match="takes neither"):
+        check_create(spec(MapType.USER_RINGBUF, 4, 4, PAGE), have_btf=False)
 
 
 def test_other_types_unchecked() -> None:
