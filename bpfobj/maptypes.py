@@ -3,11 +3,11 @@ kernel's bare EINVAL into a message naming the fix, the `Map` class a type gets,
 set-up after creation.
 
     check_create(spec, have_btf=True)      # SpecError / NotSupportedError, or nothing
-    cls = map_class(spec.type)              # Map, LocalStorageMap
-    after_create(map)                       # set-up before any program loads
+    cls = map_class(spec.type)              # Map, LocalStorageMap, ArenaMap
+    after_create(map)                       # arenas: mmap-ed before any program loads
 
-The type modules (`bpfobj.storage`, `bpfobj.user_ringbuf`) are imported only for maps of
-their type.
+The type modules (`bpfobj.storage`, `bpfobj.arena`, `bpfobj.user_ringbuf`) are imported
+only for maps of their type.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ def check_create(m: MapSpec, *, have_btf: bool, obj: str | None = None) -> None:
         from bpfobj import storage
 
         storage.check_spec(m, have_btf=have_btf, obj=obj)
+    elif m.type == MapType.ARENA:
+        from bpfobj import arena
+
+        arena.check_spec(m, obj=obj)
     elif m.type == MapType.USER_RINGBUF:
         from bpfobj import user_ringbuf
 
@@ -44,8 +48,17 @@ def map_class(map_type: MapType) -> type[Map]:
         from bpfobj.storage import LocalStorageMap
 
         return LocalStorageMap
+    if map_type == MapType.ARENA:
+        from bpfobj.arena import ArenaMap
+
+        return ArenaMap
     return Map
 
 
 def after_create(mp: Map) -> None:
-    """Set-up a created (or reused) map needs before programs load (none yet)."""
+    """Set-up a created (or reused) map needs before programs load: an arena's mapping."""
+    if mp.type == MapType.ARENA:
+        from bpfobj.arena import ArenaMap
+
+        assert isinstance(mp, ArenaMap)
+        mp.map_arena()

@@ -1,6 +1,6 @@
-"""The definition checks create_maps runs before BPF_MAP_CREATE for local storage and user
-ring buffer maps (bpfobj.maptypes): each refusal names the map, what is wrong and the fix,
-where the kernel would answer a bare EINVAL. No kernel needed."""
+"""The definition checks create_maps runs before BPF_MAP_CREATE for local storage, user
+ring buffer and arena maps (bpfobj.maptypes): each refusal names the map, what is wrong and
+the fix, where the kernel would answer a bare EINVAL. No kernel needed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bpfobj import records
 from bpfobj.errors import NotSupportedError, SpecError
 from bpfobj.maptypes import check_create, map_class
 from bpfobj.spec import MapKind, MapSpec
-from bpfobj.uapi import BPF_F_NO_PREALLOC, MapType
+from bpfobj.uapi import BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, MapType
 
 PAGE = mmap.PAGESIZE
 
@@ -53,6 +53,24 @@ def test_user_ringbuf_definitions() -> None:
             check_create(spec(MapType.USER_RINGBUF, entries=entries), have_btf=False)
     with pytest.raises(SpecError, match="takes neither"):
         check_create(spec(MapType.USER_RINGBUF, 4, 4, PAGE), have_btf=False)
+
+
+def test_arena_definitions() -> None:
+    good = spec(MapType.ARENA, entries=4, flags=BPF_F_MMAPABLE, map_extra=1 << 44)
+    check_create(good, have_btf=False)
+    check_create(records.evolve(good, map_extra=0), have_btf=False)
+    assert map_class(MapType.ARENA).__name__ == "ArenaMap"
+    cases = [
+        (records.evolve(good, flags=0), "needs map_flags BPF_F_MMAPABLE"),
+        (records.evolve(good, key_size=4), "an arena has neither"),
+        (records.evolve(good, max_entries=0), "size in pages"),
+        (records.evolve(good, max_entries=(1 << 32) // PAGE + 1), "size in pages"),
+        (records.evolve(good, map_extra=(1 << 44) + 1), "not page aligned"),
+        (records.evolve(good, map_extra=(1 << 32) - PAGE), "crosses a 4 GiB boundary"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(SpecError, match=message):
+            check_create(bad, have_btf=False)
 
 
 def test_other_types_unchecked() -> None:
