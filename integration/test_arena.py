@@ -31,8 +31,8 @@ def _run(o: BpfObject, prog: str, addr: int = 0, value: int = 0) -> tuple[int, i
 def obj(request: pytest.FixtureRequest, bpf_build) -> Iterator[BpfObject]:  # type: ignore[no-untyped-def]
     """load_arena.c loaded: its arena at map_extra 1 << 44, or (built with ARENA_BASE=0)
     where the kernel's first mmap puts it."""
-    defines = () if request.param == "map_extra" else ("ARENA_BASE=0",)
-    with BpfObject.open(bpf_build("load_arena.c", vmlinux=True, defines=defines)) as o:
+    options = {} if request.param == "map_extra" else {"defines": ("ARENA_BASE=0",)}
+    with BpfObject.open(bpf_build("load_arena.c", vmlinux=True, **options)) as o:
         o.load()
         yield o
 
