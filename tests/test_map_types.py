@@ -76,3 +76,14 @@ def test_arena_definitions() -> None:
 def test_other_types_unchecked() -> None:
     check_create(spec(MapType.HASH, 4, 4, 1), have_btf=False)
     assert map_class(MapType.HASH).__name__ == "Map"
+
+
+def test_arena_globals_refused_by_name(bpf_build) -> None:  # type: ignore[no-untyped-def]
+    from bpfobj import BpfObject
+    from bpfobj.errors import LinkError
+
+    with BpfObject.open(bpf_build("obj_arena_globals.c", vmlinux=True)) as obj:
+        assert obj.spec.maps["arena"].type == MapType.ARENA
+        with pytest.raises(LinkError, match="'counter' is an arena global") as info:
+            obj.prepare()
+        assert "bpf_arena_alloc_pages" in (info.value.hint or "")
