@@ -82,7 +82,7 @@ def test_arena_globals_refused_by_name(bpf_build) -> None:  # type: ignore[no-un
     from bpfobj import BpfObject
     from bpfobj.errors import LinkError
 
-    with BpfObject.open(bpf_build("obj_arena_globals.c", vmlinux=True)) as obj:
+    with BpfObject.open(bpf_build("load_arena_globals.c", vmlinux=True)) as obj:
         assert obj.spec.maps["arena"].type == MapType.ARENA
         with pytest.raises(LinkError, match="'counter' is an arena global") as info:
             obj.prepare()
