@@ -19,6 +19,7 @@ into one readable line::
     +-- CoreError              a CO-RE relocation cannot be resolved (libbpf would fail too)
     +-- PhaseError             a phase called out of order, or on a closed object
     +-- NotSupportedError      the running kernel or this host lacks a feature
+    +-- BufferFullError        a user ring buffer has no room for a record (yet)
     +-- SyscallError (OSError) a bpf(2)/perf_event_open(2) call failed: errno and command
     |   +-- VerifierError      PROG_LOAD rejected: verifier log, failing insn, C source line
     +-- InternalError          a bug in bpfobj: the input's sha256 is attached for a report
@@ -144,6 +145,16 @@ class PhaseError(BpfObjError):
 
 class NotSupportedError(BpfObjError):
     """The kernel or host lacks a feature this operation needs."""
+
+
+class BufferFullError(BpfObjError):
+    """A BPF_MAP_TYPE_USER_RINGBUF has no room for a record until a program drains it.
+    ``needed`` and ``available`` are in bytes (header and padding included)."""
+
+    def __init__(self, message: str, *, needed: int, available: int, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.needed = needed
+        self.available = available
 
 
 class SyscallError(BpfObjError, OSError):

@@ -222,6 +222,14 @@ class Linker:
                 return Reloc(
                     RelocType.DATA, r.insn, r.symbol, map_index=idx, sym_off=r.symbol_value
                 )
+        if r.symbol_section == ".addr_space.1":
+            raise self._error(
+                prog, r.insn,
+                f"{r.symbol!r} is an arena global (an __arena variable, in .addr_space.1), "
+                "which bpfobj does not place in the arena yet",
+                "allocate arena memory with bpf_arena_alloc_pages() and keep its pointers "
+                "in a map or ordinary global",
+            )
         raise self._error(
             prog, r.insn,
             f"relocation against {r.symbol!r} in section {r.symbol_section!r}, which is "

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bpfobj import log
+from bpfobj import log, maptypes
 from bpfobj.errors import (
     BpfObjError,
     LinkError,
@@ -169,6 +169,7 @@ def _create_map(m: MapSpec, features: Features, btf_fd: Fd | None, max_entries: 
     """One BPF_MAP_CREATE (libbpf bpf_object__create_map()), inner template included."""
     if m.type == MapType.STRUCT_OPS:
         raise NotSupportedError(f"struct_ops map {m.name!r} is not supported yet", obj=obj)
+    maptypes.check_create(m, have_btf=btf_fd is not None, obj=obj)
     flags = m.flags
     if flags & BPF_F_MMAPABLE and not features.mmapable_maps:
         flags &= ~BPF_F_MMAPABLE
@@ -198,6 +199,8 @@ def _create_map(m: MapSpec, features: Features, btf_fd: Fd | None, max_entries: 
             try:
                 return create(True)
             except SyscallError as exc:  # libbpf: "Retrying without BTF."
+                if m.type in maptypes.NEED_BTF:  # it cannot work without: say why it failed
+                    raise
                 log.warning("map_create_without_btf", map=m.name, reason=str(exc))
         return create(False)
     finally:
@@ -295,7 +298,9 @@ def create_maps(
             try:
                 if fd is None:
                     fd = _create_map(m, features, btf_fd, max_entries, obj)
-                mp = Map(m, fd, btf=btf, max_entries=max_entries, reused=reused, obj=obj)
+                mp = maptypes.map_class(m.type)(m, fd, btf=btf, max_entries=max_entries,
+                                                reused=reused, obj=obj)
+                maptypes.after_create(mp)
             except BpfObjError as exc:
                 if fd is not None:
                     fd.close()
@@ -316,8 +321,10 @@ def create_maps(
                     if other is None:
                         raise
                     mp.close()
-                    mp = Map(m, other, btf=btf, max_entries=max_entries, reused=True, obj=obj)
+                    mp = maptypes.map_class(m.type)(m, other, btf=btf, max_entries=max_entries,
+                                                    reused=True, obj=obj)
                     out[m.name] = mp
+                    maptypes.after_create(mp)
                 else:
                     pinned_here.append(pin_path)
             mp.pin_path = pin_path

@@ -307,6 +307,7 @@ class Map:
     ) -> None:
         self.spec = spec
         self._fd = fd
+        self.btf = btf  # the object's BTF (record types of ring buffers, arenas)
         self.name = spec.name
         self.type = spec.type
         self.key_size = spec.key_size

@@ -267,9 +267,12 @@ PSEUDO_KFUNC_CALL = 2
 CORE_POISON_IMM = 0xBAD2310
 
 # Map flags the loader needs to know about (linux/bpf.h).
+BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
+BPF_F_SEGV_ON_FAULT = 1 << 17  # arena: a user-space fault on an unallocated page is SIGSEGV
+BPF_F_NO_USER_CONV = 1 << 18  # arena: no user <-> kernel address conversion
 
 # enum libbpf_pin_type (libbpf.h): the values of __uint(pinning, ...) in BTF map definitions.
 PIN_NONE = 0

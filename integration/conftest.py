@@ -64,6 +64,10 @@ OBJECT_NEEDS: dict[str, tuple[tuple[int, int], str]] = {
     "attach_trace.c": ((5, 15), "BPF cookies (bpf_get_attach_cookie)"),
     "attach_usdt.c": ((5, 15), "BPF cookies (USDT attach passes each site's spec as cookie)"),
     "real_subprogs.c": ((5, 17), "bpf_loop()"),
+    "load_storage.c": ((6, 2), "a BPF_MAP_TYPE_CGRP_STORAGE map"),
+    "load_storage_lsm.c": ((5, 10), "a BPF_MAP_TYPE_INODE_STORAGE map"),
+    "load_user_ringbuf.c": ((6, 1), "a BPF_MAP_TYPE_USER_RINGBUF map"),
+    "load_arena.c": ((6, 9), "a BPF_MAP_TYPE_ARENA map"),
 }
 """Objects (by source name) that no kernel before the version can load, and why: every
 test building one skips there, from `bpf_build`."""
