@@ -569,6 +569,41 @@ def test_module_cli(module_case: tuple[Path, Path, Path], tmp_path: Path) -> Non
     assert Path(f"{out}.gen_mod").read_bytes() == expected.modules["gen_mod"]
 
 
+def _kernels_with(module: str) -> list[Path]:
+    return sorted(p.parent.parent for p in CORPUS.glob(f"*/*/modules/{module}"))
+
+
+@pytest.mark.skipif(
+    not _kernels_with("veth"),
+    reason="no kernel with the veth module's BTF under build/btf-corpus "
+    "(`python -m integration.vm matrix` saves it)",
+)
+@pytest.mark.parametrize("kernel", _kernels_with("veth"), ids=lambda p: str(p.relative_to(CORPUS)))
+def test_real_module_min_btf(kernel: Path, bpf_build: Any, tmp_path: Path) -> None:
+    """Real module BTF (the veth module of a Debian kernel): relocations into the module's
+    types get a minimised split BTF for it, and prepare against the minimised pair equals
+    prepare against the real pair."""
+    obj = bpf_build("gen_real_module.c")
+    src, mod = kernel / "vmlinux", kernel / "modules" / "veth"
+    full = _prepare(obj, src, {"veth": str(mod)})
+    in_module = [r for r in full.core_log if r.target_btf == "veth"]
+    assert len(in_module) >= 5 and all(r.outcome == "patched" for r in full.core_log)
+    assert any(r.target_btf == "vmlinux" and r.local_spec and ".mtu" in r.local_spec
+               for r in full.core_log)
+    result = minimize(src, [obj], modules={"veth": str(mod)})
+    assert set(result.modules) == {"veth"}
+    out = tmp_path / "min.btf"
+    result.write(out)
+    mini = _prepare(obj, out, {"veth": f"{out}.veth"})
+    assert_same(full, mini, result)
+    base = Btf.parse(result.vmlinux)
+    split = Btf.parse(result.modules["veth"], base=base)
+    names = {split.type(t).name for t in split.own_ids()}
+    assert {"veth_priv", "veth_rq", "veth_rq_stats", "veth_stats"} <= names
+    assert "net_device" not in names and base.find("net_device")  # the base's, not copied
+    assert len(result.modules["veth"]) < mod.stat().st_size // 4
+
+
 def test_vmlinux_candidates_without_match_keep_modules_unsearched(
     bpf_build: Any, tmp_path: Path
 ) -> None:
