@@ -18,8 +18,9 @@ prepares it against /sys/kernel/btf/vmlinux, the first call of the process:
 * peak RSS (VmHWM) of the warm process, interpreter included.
 
 Beside it, in the same run, libbpf 1.x `bpf_object__open_file` + `bpf_object__load` of the
-same object (bench/harness/prepare_time.c, the median of repeated calls in one process;
-needs root, as load really loads: libbpf parses vmlinux BTF again on every load, and then
+same object (bench/harness/prepare_time.c in `runs` fresh processes: the first call of each,
+compared with bpfobj's first calls, and the median of ten repeated calls, compared with
+"again"; needs root, as load really loads: libbpf parses vmlinux BTF again on every load, and then
 also creates maps and runs the verifier). No assertion: it prints the figures and the
 goals (warm <= 1.0x libbpf, cold <= 2.5x, peak RSS <= 40 MB).
 """
@@ -136,12 +137,22 @@ def main() -> int:
     libbpf = None
     exe = build_harness()
     if exe is not None and os.geteuid() == 0:
-        proc = subprocess.run([str(exe), str(obj), str(max(args.runs, 10))],
-                              capture_output=True, text=True)
-        if proc.returncode == 0:
-            libbpf = json.loads(proc.stdout)
+        # `runs` fresh harness processes of 10 calls each: the first call of a process (the
+        # counterpart of bpfobj's first call) and the median of the repeated ones.
+        firsts, repeated, rss = [], [], []
+        for _ in range(args.runs):
+            proc = subprocess.run([str(exe), str(obj), "10"], capture_output=True, text=True)
+            if proc.returncode:
+                print(f"(libbpf load failed: {proc.stderr.strip()[:200]})")
+                break
+            row = json.loads(proc.stdout)
+            firsts.append(row["first_ms"])
+            repeated.append(row["median_ms"])
+            rss.append(row["rss_mb"])
         else:
-            print(f"(libbpf load failed: {proc.stderr.strip()[:200]})")
+            libbpf = {"first_ms": statistics.median(firsts),
+                      "median_ms": statistics.median(repeated),
+                      "rss_mb": statistics.median(rss)}
     elif os.geteuid() != 0:
         print("(libbpf side skipped: bpf_object__load needs root)")
 
@@ -150,18 +161,21 @@ def main() -> int:
     print(f"median of {args.runs} fresh processes, {len(modules.split(','))} bpfobj modules "
           f"imported first ({med(warm, 'import_ms'):.1f} ms); load average "
           f"{os.getloadavg()[0]:.1f}")
+    print("libbpf column: a process's first open+load for first calls, the median of "
+          "repeated calls for 'again'")
     print()
     print(f"{'measure':<44}{'bpfobj':>9}{'libbpf':>9}{'ratio':>8}{'goal':>10}")
+    lb_first = libbpf["first_ms"] if libbpf else None
     lb = libbpf["median_ms"] if libbpf else None
     rows = [
-        ("first open+prepare, cold (ms)", med(cold, "total_ms"), lb, "<= 2.5x"),
+        ("first open+prepare, cold (ms)", med(cold, "total_ms"), lb_first, "<= 2.5x"),
         ("  name index built at exit (ms)", med(cold, "deferred_ms"), None, ""),
-        ("first open+prepare, warm (ms)", med(warm, "total_ms"), lb, "<= 1.0x"),
+        ("first open+prepare, warm (ms)", med(warm, "total_ms"), lb_first, "<= 1.0x"),
         ("  of which open (ms)", med(warm, "open_ms"), None, ""),
         ("  of which prepare (ms)", med(warm, "prepare_ms"), None, ""),
         ("open+prepare again in-process (ms)", med(warm, "again_ms"), lb, ""),
-        ("fresh process: imports + first, cold (ms)", med(cold, "fresh_ms"), lb, ""),
-        ("fresh process: imports + first, warm (ms)", med(warm, "fresh_ms"), lb, ""),
+        ("fresh process: imports + first, cold (ms)", med(cold, "fresh_ms"), lb_first, ""),
+        ("fresh process: imports + first, warm (ms)", med(warm, "fresh_ms"), lb_first, ""),
         ("peak RSS, warm (MB)", med(warm, "rss_mb"), libbpf["rss_mb"] if libbpf else None,
          "<= 40 MB"),
     ]

@@ -180,6 +180,26 @@ def test_kernel_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(load_kernel_btf(cache=False)) == len(cold)
 
 
+def test_scan_flavors_like_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lookups by scanning give what the name index gives, flavors (NAME___x) included,
+    and find_prefix after find of the same name (what CO-RE does) reuses the first scan."""
+    b = BtfBuilder()
+    i = b.add_int("int", 4)
+    names = ["foo", "foo___a", "foo___b", "foobar", "foo_x", "xfoo", "foo___a___b", "bar"]
+    for n in names:
+        b.add_struct(n, 4, [("v", i, 0)])
+    raw = b.encode()
+    indexed = Btf.parse(raw)
+    scanned = Btf.parse(raw, cache=True, cache_dir=tmp_path)
+    scanned._defer_index = True
+    monkeypatch.setattr(reader, "_SCANS_BEFORE_INDEX", 1000)
+    for n in [*names, "fo", "nope"]:
+        assert scanned.find(n) == indexed.find(n), n
+        assert scanned.find_prefix(n + "___") == indexed.find_prefix(n + "___"), n
+        assert scanned.find_prefix(n) == indexed.find_prefix(n), n
+    assert scanned._name_ids is None and scanned._scans == 30
+
+
 def test_cold_lookups_scan_then_index_at_exit(
     vmlinux: Btf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

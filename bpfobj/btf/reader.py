@@ -110,6 +110,7 @@ class Btf:
         "_ptr_size",
         "_raw_bytes",
         "_s0",
+        "_scan_flavors",
         "_scan_noffs",
         "_scans",
         "_str_end",
@@ -147,6 +148,7 @@ class Btf:
     _name_ids: memoryview | None  # the name index: ids sorted by name key ...
     _name_offs: memoryview | None  # ... and their name offsets
     _scan_noffs: bytes | None  # name_off of every own type, for lookups by scanning
+    _scan_flavors: tuple[bytes, list[int]] | None  # the last exact scan's NAME___* strings
     _scans: int  # lookups answered by scanning (no name index yet)
     _defer_index: bool  # scan first, build the name index at exit (the running kernel's)
     _cache_key: bytes | None
@@ -220,6 +222,7 @@ class Btf:
         self._name_ids = None
         self._name_offs = None
         self._scan_noffs = None
+        self._scan_flavors = None
         self._scans = 0
         self._defer_index = False
         self._cache_key = None
@@ -891,20 +894,13 @@ class Btf:
         the name index: each string starting with it (a search for NUL + name in the string
         sections, the base's too), then each type whose name_off is that string (a search
         in the name_offs of all own types, gathered once)."""
-        needle = b"\0" + nameb + (b"\0" if exact else b"")
-        strings = []
-        blob: Btf | None = self
-        while blob is not None:  # split BTF's names may be its base's strings
-            buf, s0 = blob._buf, blob._s0
-            end = s0 + blob._str_len
-            if buf[s0 : s0 + len(needle) - 1] == needle[1:]:
-                # The section's first string (split BTF's has no NUL before it).
-                strings.append(blob.start_str_off)
-            p = buf.find(needle, s0, end)
-            while p >= 0:
-                strings.append(blob.start_str_off + p + 1 - s0)  # name_offs are absolute
-                p = buf.find(needle, p + 1, end)
-            blob = blob.base
+        flavors = self._scan_flavors
+        if not exact and flavors is not None and nameb.startswith(flavors[0]):
+            # CO-RE asks for NAME, then NAME___*: the first scan kept the second answer.
+            strings = [o for o in flavors[1]
+                       if (self._str_bytes_or_none(o) or b"").startswith(nameb)]
+        else:
+            strings = self._scan_strings(nameb, exact)
         if not strings:
             return []
         if self._scan_noffs is None:
@@ -920,6 +916,35 @@ class Btf:
                 q = noffs.find(pattern, q + 1)
         ids.sort()
         return ids
+
+    def _scan_strings(self, nameb: bytes, exact: bool) -> list[int]:
+        """Absolute offsets of the strings equal to `nameb` (`exact`) or starting with it.
+        An exact scan also keeps the ``nameb___*`` strings it passes (`_scan_flavors`)."""
+        n = len(nameb) + 1
+        needle = b"\0" + nameb
+        strings: list[int] = []
+        flavored: list[int] = []
+        blob: Btf | None = self
+        while blob is not None:  # split BTF's names may be its base's strings
+            buf, s0 = blob._buf, blob._s0
+            end = s0 + blob._str_len
+            # The section's first string has no NUL before it (split BTF's).
+            p = s0 - 1 if buf[s0 : s0 + n - 1] == nameb else buf.find(needle, s0, end)
+            while p >= 0:
+                off = blob.start_str_off + p + 1 - s0  # name_offs are absolute
+                if not exact:
+                    strings.append(off)
+                else:
+                    tail = buf[p + n : p + n + 3]
+                    if tail[:1] == b"\0":
+                        strings.append(off)
+                    elif tail == b"___":
+                        flavored.append(off)
+                p = buf.find(needle, p + 1, end)
+            blob = blob.base
+        if exact:
+            self._scan_flavors = (nameb + b"___", flavored)
+        return strings
 
     def _lookup(self, nameb: bytes) -> list[int]:
         if self._scan_first():
@@ -1091,6 +1116,27 @@ def _read_file(path: str) -> bytes | mmap:
         return data
 
 
+def _map_kernel_btf(path: str) -> mmap | None:
+    """The kernel's BTF mapped read-only, where the kernel allows it (Linux 6.16+: a
+    private, read-only mapping of /sys/kernel/btf/vmlinux); None elsewhere. No 4 KiB
+    read(2) loop, no copy: pages are shared with the kernel's own BTF."""
+    import mmap as _mmap
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if not size:
+            return None
+        return _mmap.mmap(fd, size, flags=_mmap.MAP_PRIVATE, prot=_mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None  # an older kernel: EINVAL/EPERM/ENODEV
+    finally:
+        os.close(fd)
+
+
 def load_raw_file(
     path: str | os.PathLike[str],
     base: Btf | None = None,
@@ -1134,7 +1180,8 @@ def load_kernel_btf(
                 btf._defer_index = True
                 return btf
     try:
-        data = _read_file(p)
+        mapped = _map_kernel_btf(p) if p == VMLINUX_BTF else None
+        data = mapped if mapped is not None else _read_file(p)
     except FileNotFoundError as exc:
         if p == VMLINUX_BTF:
             raise NotSupportedError(
