@@ -95,9 +95,6 @@ class KnownFailure:
     raises: type[BaseException] | None = None
 
 
-_EINVAL = ("bpfobj raises SyscallError(EINVAL) instead of NotSupportedError when the kernel "
-           "lacks the link type")
-
 KNOWN_FAILURES: tuple[KnownFailure, ...] = (
     KnownFailure(
         "integration/test_load.py::test_verifier_log_buffer_grows",
@@ -112,12 +109,6 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
         "real_biolatency.c's pre-5.11 branch of block_rq_insert (ctx[1]) compiles to a "
         "dereference of a modified ctx pointer, which the verifier refuses",
     ),
-    KnownFailure("integration/test_attach.py::test_uprobe_multi", lambda arch, v: v < (6, 6),
-                 f"{_EINVAL} (uprobe_multi, Linux 6.6+)"),
-    KnownFailure("integration/test_attach.py::test_kprobe_multi", lambda arch, v: v < (5, 18),
-                 f"{_EINVAL} (kprobe_multi, Linux 5.18+)"),
-    KnownFailure("integration/test_attach.py::test_sk_msg_sockmap[link]",
-                 lambda arch, v: v < (6, 10), f"{_EINVAL} (sockmap links, Linux 6.10+)"),
 )
 
 

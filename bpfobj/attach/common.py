@@ -70,6 +70,25 @@ def unsupported(exc: SyscallError, what: str, *, config: str, program: Program |
     return exc.with_context(program=name)
 
 
+def require_feature(supported: bool, what: str, *, feature: str, since: str,
+                    program: Program | None = None, config: str = "",
+                    instead: str = "") -> None:
+    """Raise `NotSupportedError` unless `supported` (a `Features` probe): `what` cannot be
+    done because the running kernel lacks `feature`, which arrived in Linux `since` (and
+    needs `config`); the hint says what to do (`instead`, or a newer kernel). Checked before
+    the syscall, which on such a kernel fails with a bare EINVAL."""
+    if supported:
+        return
+    feats = features()
+    release = feats.kernel_release or os.uname().release
+    need = f"Linux {since}+" + (f" built with {config}" if config else "")
+    raise NotSupportedError(
+        f"{what}: this kernel ({release}) has no {feature} (it needs {need})",
+        program=program.name if program is not None else None,
+        section=program.spec.section if program is not None else None,
+        hint=(f"{instead}, or run on {need}" if instead else f"run on {need}"))
+
+
 def link_create(
     program: Program, target_fd: int, attach_type: int, *, kind: str, target: str,
     config: str = "", since: str | None = None, undo: Iterable[Callable[[], None]] = (),
