@@ -103,12 +103,6 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
         "print '0: R1=ctx(off=0,imm=0)'",
         AssertionError,
     ),
-    KnownFailure(
-        "integration/test_load.py::test_real_programs_load[real_biolatency.c]",
-        lambda arch, v: v < (5, 11),
-        "real_biolatency.c's pre-5.11 branch of block_rq_insert (ctx[1]) compiles to a "
-        "dereference of a modified ctx pointer, which the verifier refuses",
-    ),
 )
 
 
