@@ -96,13 +96,6 @@ class KnownFailure:
 
 
 KNOWN_FAILURES: tuple[KnownFailure, ...] = (
-    KnownFailure(
-        "integration/test_load.py::test_verifier_log_buffer_grows",
-        lambda arch, v: v < (6, 12),
-        "the test expects the verifier log of newer kernels ('0: R1=ctx()'); 5.10 and 6.1 "
-        "print '0: R1=ctx(off=0,imm=0)'",
-        AssertionError,
-    ),
 )
 
 
