@@ -24,6 +24,10 @@ ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h)
 #: errnos meaning "this kernel cannot do that" rather than "that is wrong"
 UNSUPPORTED_ERRNOS = frozenset({_errno.EOPNOTSUPP, ENOTSUPP, _errno.ENOSYS})
 
+TRAMPOLINES = ("BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and CONFIG_BPF_JIT; "
+               "on arm64 Linux 6.4+)")
+"""What fentry / fexit / fmod_ret / lsm / lsm_cgroup programs attach through."""
+
 TRACEFS = "/sys/kernel/tracing"
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
 
