@@ -1258,6 +1258,7 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
         GuestObject("obj_minimal.c", {"target": "bpfeb", "tag": "bpfeb"}),
         GuestObject("obj_maps.c"),
         GuestObject("attach_trace.c", {"vmlinux": True, **regs}, regs_btf),
+        GuestObject("attach_cookie.c", {"vmlinux": True}),
         GuestObject("attach_kprobe.c", {"vmlinux": True, **regs}, regs_btf),
         GuestObject("attach_net.c", {"vmlinux": True}),
         GuestObject("attach_tramp.c", {"vmlinux": True}),
