@@ -175,29 +175,14 @@ def test_tp_btf_gets_its_attach_btf_id(bpf_build) -> None:
         assert prog.attach_btf_obj_fd == 0  # vmlinux, not a module
 
 
-def _write(tmp_path: Path, name: str, body: str) -> Path:
-    src = tmp_path / name
-    src.write_text('#include <linux/bpf.h>\n#include "common.h"\n#include <bpf/bpf_helpers.h>\n'
-                   + body + '\nchar LICENSE[] SEC("license") = "GPL";\n')
-    return src
-
-
-def test_perf_event_link_and_raw_tracepoint(bpf_build, tmp_path: Path,
-                                            count_fds: Callable[[], int]) -> None:
+def test_perf_event_link_and_raw_tracepoint(bpf_build, count_fds: Callable[[], int]) -> None:
     """bpfobj.sys.perf and the LINK_CREATE / RAW_TRACEPOINT_OPEN attrs on real events."""
     from bpfobj.sys import attr, perf
     from bpfobj.sys.syscall import Cmd, bpf_fd
     from bpfobj.uapi import AttachType
 
-    src = _write(tmp_path, "attach.c", """
-__u64 tp_hits, raw_hits;
-SEC("tp/syscalls/sys_enter_getppid")
-int on_tp(void *ctx) { __sync_fetch_and_add(&tp_hits, 1); return 0; }
-SEC("raw_tp/sys_enter")
-int on_raw(void *ctx) { __sync_fetch_and_add(&raw_hits, 1); return 0; }
-""")
     before = count_fds()
-    with BpfObject.open(bpf_build(src)) as obj:
+    with BpfObject.open(bpf_build("load_tracepoints.c")) as obj:
         obj.load()
         tp, raw = obj.programs["on_tp"], obj.programs["on_raw"]
         with perf.open_tracepoint("syscalls", "sys_enter_getppid") as event:
@@ -257,17 +242,10 @@ def test_features_are_cached_per_boot() -> None:
     assert f.btf_features().enum64 == f.btf_enum64
 
 
-def test_missing_strong_ksym_fails_before_loading(bpf_build, tmp_path: Path,
+def test_missing_strong_ksym_fails_before_loading(bpf_build,
                                                   count_fds: Callable[[], int]) -> None:
-    src = tmp_path / "strong_ksym.c"
-    src.write_text(
-        '#include <linux/bpf.h>\n#include "common.h"\n#include <bpf/bpf_helpers.h>\n'
-        "extern const void bpfobj_surely_missing __ksym;\n__u64 addr;\n"
-        'SEC("syscall") int prog(void *ctx) { addr = (__u64)&bpfobj_surely_missing; return 0; }\n'
-        'char LICENSE[] SEC("license") = "GPL";\n'
-    )
     before = count_fds()
-    obj = BpfObject.open(bpf_build(src))
+    obj = BpfObject.open(bpf_build("load_missing_ksym.c"))
     with pytest.raises(LinkError, match="bpfobj_surely_missing"):
         obj.load()
     obj.close()
