@@ -3,8 +3,10 @@ errors, phases and file descriptor hygiene."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import struct
 import subprocess
 from collections.abc import Callable
@@ -174,39 +176,29 @@ def test_tp_btf_gets_its_attach_btf_id(bpf_build) -> None:
         assert prog.attach_btf_obj_fd == 0  # vmlinux, not a module
 
 
-def _write(tmp_path: Path, name: str, body: str) -> Path:
-    src = tmp_path / name
-    src.write_text('#include <linux/bpf.h>\n#include "common.h"\n#include <bpf/bpf_helpers.h>\n'
-                   + body + '\nchar LICENSE[] SEC("license") = "GPL";\n')
-    return src
-
-
-def test_perf_event_link_and_raw_tracepoint(bpf_build, tmp_path: Path,
-                                            count_fds: Callable[[], int]) -> None:
-    """bpfobj.sys.perf and the LINK_CREATE / RAW_TRACEPOINT_OPEN attrs on real events."""
+def test_perf_event_link_and_raw_tracepoint(bpf_build, count_fds: Callable[[], int]) -> None:
+    """bpfobj.sys.perf and the LINK_CREATE / RAW_TRACEPOINT_OPEN attrs on real events (a
+    perf event link where the kernel has them, 5.15+; the ioctl way everywhere)."""
+    from bpfobj.kernel.features import probe
     from bpfobj.sys import attr, perf
     from bpfobj.sys.syscall import Cmd, bpf_fd
     from bpfobj.uapi import AttachType
 
-    src = _write(tmp_path, "attach.c", """
-__u64 tp_hits, raw_hits;
-SEC("tp/syscalls/sys_enter_getppid")
-int on_tp(void *ctx) { __sync_fetch_and_add(&tp_hits, 1); return 0; }
-SEC("raw_tp/sys_enter")
-int on_raw(void *ctx) { __sync_fetch_and_add(&raw_hits, 1); return 0; }
-""")
+    perf_link = probe().perf_link
     before = count_fds()
-    with BpfObject.open(bpf_build(src)) as obj:
+    with BpfObject.open(bpf_build("load_tracepoints.c")) as obj:
         obj.load()
         tp, raw = obj.programs["on_tp"], obj.programs["on_raw"]
         with perf.open_tracepoint("syscalls", "sys_enter_getppid") as event:
-            with bpf_fd(Cmd.LINK_CREATE, attr.link_create(tp.fd, int(event),
-                                                          AttachType.PERF_EVENT)), \
-                    bpf_fd(Cmd.RAW_TRACEPOINT_OPEN, attr.raw_tracepoint_open("sys_enter",
-                                                                             raw.fd)):
+            with contextlib.ExitStack() as links:
+                if perf_link:
+                    links.enter_context(bpf_fd(Cmd.LINK_CREATE, attr.link_create(
+                        tp.fd, int(event), AttachType.PERF_EVENT)))
+                links.enter_context(bpf_fd(Cmd.RAW_TRACEPOINT_OPEN,
+                                           attr.raw_tracepoint_open("sys_enter", raw.fd)))
                 for _ in range(10):
                     os.getppid()
-                assert obj.bss.tp_hits >= 10
+                assert obj.bss.tp_hits >= (10 if perf_link else 0)
                 assert obj.bss.raw_hits >= 10
             hits = obj.bss.tp_hits
             os.getppid()
@@ -228,9 +220,16 @@ def test_verifier_log_buffer_grows(bpf_build, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(VerifierError) as info:
         obj.load()
     obj.close()
-    assert len(info.value.log) > 256
-    assert info.value.log.startswith("func#0") or "0: R1=ctx()" in info.value.log
-    assert "invalid access to map value" in info.value.log
+    log = info.value.log
+    assert len(log) > 256
+    # The whole log, from its head to the verdict: the buffer grew rather than keeping a
+    # truncated log. The head: the state on entry (R1 the context: 'ctx()' 6.2+,
+    # 'ctx(off=0,imm=0)' 6.0-6.1; 5.10 prints none), the function's first source line
+    # (' @ file:line' on newer kernels) and instruction 0.
+    head = (r"(0: R1=ctx\((off=0,imm=0)?\) R10=fp0\n)?"
+            r"; int oob_read\(struct xdp_md \*ctx\)( @ load_fail\.c:\d+)?\n0: \(b7\) r1 = 0\b")
+    assert re.match(head, log), log[:200]
+    assert "invalid access to map value" in log
 
 
 def test_features_are_cached_per_boot() -> None:
@@ -251,17 +250,10 @@ def test_features_are_cached_per_boot() -> None:
     assert f.btf_features().enum64 == f.btf_enum64
 
 
-def test_missing_strong_ksym_fails_before_loading(bpf_build, tmp_path: Path,
+def test_missing_strong_ksym_fails_before_loading(bpf_build,
                                                   count_fds: Callable[[], int]) -> None:
-    src = tmp_path / "strong_ksym.c"
-    src.write_text(
-        '#include <linux/bpf.h>\n#include "common.h"\n#include <bpf/bpf_helpers.h>\n'
-        "extern const void bpfobj_surely_missing __ksym;\n__u64 addr;\n"
-        'SEC("syscall") int prog(void *ctx) { addr = (__u64)&bpfobj_surely_missing; return 0; }\n'
-        'char LICENSE[] SEC("license") = "GPL";\n'
-    )
     before = count_fds()
-    obj = BpfObject.open(bpf_build(src))
+    obj = BpfObject.open(bpf_build("load_missing_ksym.c"))
     with pytest.raises(LinkError, match="bpfobj_surely_missing"):
         obj.load()
     obj.close()

@@ -1245,9 +1245,10 @@ def helper_path(arch: str, name: str, root: Path | None = None) -> Path:
 def guest_objects(arch: Arch) -> list[GuestObject]:
     """The objects the kernel-layer tests in a guest of `arch` build, with the options the
     tests pass (test_load, test_maps, test_storage, test_user_ringbuf, test_arena,
-    test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf).
-    Objects built from sources the tests write into a temporary directory are not here:
-    those tests skip in the guests."""
+    test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf). Tests
+    keep their C sources under tests/progs (or in a module constant, GENERATED_SOURCES): one
+    written into a temporary directory could not be prebuilt, and the test would skip in the
+    guests."""
     regs = bpf_arch_options(arch.name)
     regs_btf = arch.name if regs else None
     usdt_target = helper_path(arch.name, "usdt_target", Path(GUEST_SRC))
@@ -1256,6 +1257,8 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
         GuestObject("load_maps.c"),
         GuestObject("load_externs.c"),
         GuestObject("load_fail.c", {"vmlinux": True}),
+        GuestObject("load_tracepoints.c"),
+        GuestObject("load_missing_ksym.c"),
         GuestObject("obj_minimal.c", {"target": "bpfeb", "tag": "bpfeb"}),
         GuestObject("obj_maps.c"),
         GuestObject("load_storage.c", {"vmlinux": True}),
@@ -1264,6 +1267,7 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
         GuestObject("load_arena.c", {"vmlinux": True}),
         GuestObject("load_arena.c", {"vmlinux": True, "defines": ("ARENA_BASE=0",)}),
         GuestObject("attach_trace.c", {"vmlinux": True, **regs}, regs_btf),
+        GuestObject("attach_cookie.c", {"vmlinux": True}),
         GuestObject("attach_kprobe.c", {"vmlinux": True, **regs}, regs_btf),
         GuestObject("attach_net.c", {"vmlinux": True}),
         GuestObject("attach_tramp.c", {"vmlinux": True}),

@@ -144,6 +144,34 @@ def test_attach_refuses_before_any_syscall(section: str, error: type[Exception],
     assert getattr(info.value, "program", None) == "prog"
 
 
+@pytest.mark.parametrize("section,kw,feature,since", [
+    ("uprobe.multi", {"binary": "/bin/sh", "pattern": "main"}, "uprobe_multi_link", "6.6"),
+    ("kprobe.multi/vfs_*", {}, "kprobe_multi_link", "5.18"),
+    ("sk_msg", {"map_fd": 1, "mode": "link"}, "sockmap_link", "6.10"),
+])
+def test_missing_link_type_is_not_supported(monkeypatch: pytest.MonkeyPatch, section: str,
+                                            kw: dict[str, Any], feature: str,
+                                            since: str) -> None:
+    """A kernel whose feature probe says it lacks the link type: NotSupportedError naming
+    the link type, the version it came with and what to do, before any syscall (the
+    kernel would answer a bare EINVAL)."""
+    from bpfobj.attach import common
+    from bpfobj.kernel.features import Features
+
+    feats = Features(kernel_release="5.10.0-test", **{feature: False})
+    monkeypatch.setattr(common, "features", lambda: feats)
+    for module in ("kprobe", "uprobe", "net"):
+        monkeypatch.setattr(f"bpfobj.attach.{module}.features", lambda: feats)
+    with pytest.raises(NotSupportedError) as info:
+        attach(fake_program(section), **kw)
+    text = str(info.value)
+    kind = feature.removesuffix("_link")
+    assert f"{kind} links" in text and f"Linux {since}+" in text and "5.10.0-test" in text
+    assert info.value.program == "prog" and info.value.hint
+    if kind == "sockmap":  # without mode="link": BPF_PROG_ATTACH, as libbpf's fallback
+        assert "mode=\"legacy\"" in info.value.hint
+
+
 # --------------------------------------------------------------------------------------
 # section names (libbpf attach_kprobe / attach_uprobe / attach_tp / ... rules)
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import ctypes
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from bpfobj.attach.common import fail, link_create, prog_attach, wrap_fd
+from bpfobj.attach.common import TRAMPOLINES, fail, link_create, prog_attach, wrap_fd
 from bpfobj.errors import NotSupportedError
 from bpfobj.sys import attach_attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf
@@ -94,7 +94,7 @@ def attach_cgroup(program: Program, cgroup: str | int | None = None, *,
                            replace=replace, config="CONFIG_CGROUP_BPF")
     with fd:
         link = link_create(program, fd.fileno(), int(atype), kind=kind, target=where,
-                           config="CONFIG_CGROUP_BPF" + (" and CONFIG_BPF_LSM"
+                           config="CONFIG_CGROUP_BPF" + (f", CONFIG_BPF_LSM and {TRAMPOLINES}"
                                                          if kind == "lsm_cgroup" else ""),
                            since="5.7" if kind == "cgroup" else "6.0")
     link.target = f"{where} {AttachType(int(atype)).name.lower()}"

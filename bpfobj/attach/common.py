@@ -24,6 +24,10 @@ ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h)
 #: errnos meaning "this kernel cannot do that" rather than "that is wrong"
 UNSUPPORTED_ERRNOS = frozenset({_errno.EOPNOTSUPP, ENOTSUPP, _errno.ENOSYS})
 
+TRAMPOLINES = ("BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and CONFIG_BPF_JIT; "
+               "on arm64 Linux 6.4+)")
+"""What fentry / fexit / fmod_ret / lsm / lsm_cgroup programs attach through."""
+
 TRACEFS = "/sys/kernel/tracing"
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
 
@@ -68,6 +72,25 @@ def unsupported(exc: SyscallError, what: str, *, config: str, program: Program |
         return NotSupportedError(f"{what}: the kernel does not support it ({exc.strerror})",
                                  program=name, hint=f"needs {need}")
     return exc.with_context(program=name)
+
+
+def require_feature(supported: bool, what: str, *, feature: str, since: str,
+                    program: Program | None = None, config: str = "",
+                    instead: str = "") -> None:
+    """Raise `NotSupportedError` unless `supported` (a `Features` probe): `what` cannot be
+    done because the running kernel lacks `feature`, which arrived in Linux `since` (and
+    needs `config`); the hint says what to do (`instead`, or a newer kernel). Checked before
+    the syscall, which on such a kernel fails with a bare EINVAL."""
+    if supported:
+        return
+    feats = features()
+    release = feats.kernel_release or os.uname().release
+    need = f"Linux {since}+" + (f" built with {config}" if config else "")
+    raise NotSupportedError(
+        f"{what}: this kernel ({release}) has no {feature} (it needs {need})",
+        program=program.name if program is not None else None,
+        section=program.spec.section if program is not None else None,
+        hint=(f"{instead}, or run on {need}" if instead else f"run on {need}"))
 
 
 def link_create(

@@ -34,6 +34,7 @@ from bpfobj.attach.common import (
     features,
     link_create_attr,
     read_int,
+    require_feature,
     sec_name,
     tracefs,
 )
@@ -381,6 +382,11 @@ def attach_kprobe_multi(program: Program, pattern: str | None = None, *,
         session = target.session if session is None else session
     if session is None:
         session = program.expected_attach_type == AttachType.TRACE_KPROBE_SESSION
+    require_feature(features().kprobe_multi_link, "kprobe_multi links",
+                    feature="kprobe_multi links (BPF_TRACE_KPROBE_MULTI)", since="5.18",
+                    config="CONFIG_FPROBE, on an arch whose fprobe supports it",
+                    program=program,
+                    instead="attach a kprobe per function (attach_kprobe, SEC(\"kprobe\"))")
     if pattern is not None:
         syms = available_functions(pattern)
     flags = attach_attr.BPF_F_KPROBE_MULTI_RETURN if retprobe else 0

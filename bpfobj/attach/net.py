@@ -35,6 +35,7 @@ from bpfobj.attach.common import (
     link_create,
     link_create_attr,
     prog_attach,
+    require_feature,
     sec_name,
     wrap_fd,
 )
@@ -422,8 +423,9 @@ def attach_sockmap(program: Program, map: Any = None, *, map_fd: int | None = No
                    attach_type: int | None = None,
                    mode: Literal["link", "legacy"] | None = None, **_: Any) -> Link:
     """sk_skb / sk_msg on a sockmap or sockhash (`map`, a `bpfobj.maps.Map`, or `map_fd`):
-    a sockmap link (libbpf bpf_program__attach_sockmap(), 6.10+), falling back to
-    BPF_PROG_ATTACH on older kernels or with `mode` "legacy"."""
+    a sockmap link (libbpf bpf_program__attach_sockmap(), 6.10+), else BPF_PROG_ATTACH:
+    on kernels without sockmap links (`Features.sockmap_link`) or with `mode` "legacy".
+    `mode` "link" on such a kernel raises `NotSupportedError`."""
     if map is None and map_fd is None:
         fail("sockmap attach needs the map: pass map= or map_fd=", program)
     fd = int(map.fd if map is not None else map_fd or 0)
@@ -432,15 +434,17 @@ def attach_sockmap(program: Program, map: Any = None, *, map_fd: int | None = No
         fail("SEC(\"sk_skb\") has no attach type: pass attach_type= (SK_SKB_STREAM_VERDICT, "
              "SK_SKB_STREAM_PARSER, SK_SKB_VERDICT)", program)
     name = getattr(map, "name", None) or f"map fd {fd}"
-    if mode != "legacy":
+    if mode == "link":
+        require_feature(features().sockmap_link, "sockmap links",
+                        feature=f"links for {program.type.label} programs on a sockmap",
+                        since="6.10", program=program,
+                        instead="attach with mode=\"legacy\" (BPF_PROG_ATTACH)")
+    if mode != "legacy" and features().sockmap_link:
         try:
             return link_create(program, fd, int(atype), kind="sockmap", target=name,
                                config="CONFIG_BPF_STREAM_PARSER", since="6.10")
         except NotSupportedError:
             if mode == "link":
-                raise
-        except SyscallError as exc:
-            if mode == "link" or exc.errno != _errno.EINVAL:
                 raise
     return prog_attach(program, wrap_fd(fd), int(atype), kind="sockmap", target_name=name)
 

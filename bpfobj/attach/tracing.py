@@ -18,6 +18,7 @@ import errno as _errno
 from typing import TYPE_CHECKING, Any
 
 from bpfobj.attach.common import (
+    TRAMPOLINES,
     fail,
     link_create,
     sec_name,
@@ -142,8 +143,9 @@ def attach_trace(program: Program, *, cookie: int = 0, target_prog_fd: int = 0,
     expected = program.expected_attach_type
     if expected is None:
         expected = AttachType.TRACE_RAW_TP if program.type == ProgType.TRACING else None
-    config = "CONFIG_BPF_LSM and 'bpf' in the lsm= boot list" if kind == "lsm" else (
-        "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and CONFIG_BPF_JIT")
+    config = TRAMPOLINES
+    if kind == "lsm":
+        config = f"CONFIG_BPF_LSM, 'bpf' in the lsm= boot list and {TRAMPOLINES}"
     try:
         fd = bpf_fd(Cmd.LINK_CREATE,
                     attr.link_create(program.fd, 0, int(expected or 0),

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.arch import host
-from bpfobj.attach.common import fail, link_create, read_int, sec_name, tracefs
+from bpfobj.attach.common import (
+    fail,
+    features,
+    link_create,
+    read_int,
+    require_feature,
+    sec_name,
+    tracefs,
+)
 from bpfobj.attach.elfsyms import (
     NativeElf,
     check_machine,
@@ -244,6 +252,10 @@ def attach_uprobe_multi(program: Program, binary: str | None = None,
             retprobe = sec_ret
     if sum(x is not None for x in (pattern, syms, offsets)) != 1:
         fail("give exactly one of pattern=, syms= or offsets=", program)
+    require_feature(features().uprobe_multi_link, "uprobe_multi links",
+                    feature="uprobe_multi links (BPF_TRACE_UPROBE_MULTI)", since="6.6",
+                    config="CONFIG_UPROBES", program=program,
+                    instead="attach a uprobe per function (attach_uprobe, SEC(\"uprobe\"))")
     path = resolve_binary(binary, pid=pid if pid > 0 else None)
     if offsets is None:
         with NativeElf(path) as elf:

@@ -6,9 +6,11 @@
 Each probe is libbpf's (tools/lib/bpf/features.c: probe_kern_*, probe_prog_bind_map,
 probe_module_btf, probe_perf_link, probe_uprobe_multi_link; bpf.c probe_memcg_account)
 with the same tiny programs, maps and BTF blobs; a few are bpfobj's own (ringbuf,
-core_relos, fd_array, tcx_link, syscall_wrapper). Results live in memory and in
-``<cache>/bpfobj/features.json`` keyed by /proc/sys/kernel/random/boot_id, so a process
-that starts on the same boot probes nothing.
+core_relos, fd_array, tcx_link, kprobe_multi_link, sockmap_link, syscall_wrapper).
+Results live in memory and in ``<cache>/bpfobj/features-<fields>.json`` keyed by
+/proc/sys/kernel/random/boot_id, so a process that starts on the same boot probes nothing
+(``<fields>`` hashes the record's field names: bpfobj versions with other probes on the
+same machine keep their own file instead of overwriting each other's).
 
 Pure code gets kernel facts only as this record (e.g. `btf_features()` for BTF
 sanitisation); nothing offline calls the probes.
@@ -17,6 +19,7 @@ sanitisation); nothing offline calls the probes.
 from __future__ import annotations
 
 import errno as _errno
+import hashlib
 import json
 import os
 import resource
@@ -85,7 +88,9 @@ class Features:
     module_btf: bool = False  # FEAT_MODULE_BTF
     # links
     perf_link: bool = False  # FEAT_PERF_LINK: BPF_LINK_CREATE for perf events
-    uprobe_multi_link: bool = False  # FEAT_UPROBE_MULTI_LINK
+    uprobe_multi_link: bool = False  # FEAT_UPROBE_MULTI_LINK (6.6)
+    kprobe_multi_link: bool = False  # BPF_TRACE_KPROBE_MULTI links (5.18, CONFIG_FPROBE)
+    sockmap_link: bool = False  # sk_msg / sk_skb links on a sockmap (6.10)
     tcx_link: bool = False  # BPF_TCX_INGRESS/EGRESS links (6.6)
     syscall_wrapper: bool = False  # FEAT_SYSCALL_WRAPPER (from kallsyms, see _probe_syscall_wrapper)
 
@@ -101,6 +106,10 @@ class Features:
             kinds.add("perf_event")
         if self.uprobe_multi_link:
             kinds.add("uprobe_multi")
+        if self.kprobe_multi_link:
+            kinds.add("kprobe_multi")
+        if self.sockmap_link:
+            kinds.add("sockmap")
         if self.tcx_link:
             kinds.add("tcx")
         return frozenset(kinds)
@@ -316,6 +325,45 @@ def _probe_uprobe_multi_link() -> bool:
         return True
 
 
+def _probe_kprobe_multi_link() -> bool:
+    # bpfobj's own (libbpf has none; bpftrace and cilium/ebpf attach to a real function):
+    # a kernel with the link type (5.18+, CONFIG_FPROBE, a 64-bit arch whose fprobe works)
+    # gets as far as copying the address array and fails on an unreadable one (EFAULT);
+    # one without refuses the attach type or its attr fields (EINVAL) or has only the
+    # stub (EOPNOTSUPP). Nothing is attached either way.
+    from bpfobj.sys.attach_attr import link_create_kprobe_multi
+
+    try:
+        prog = _prog(ProgType.KPROBE, expected_attach_type=AttachType.TRACE_KPROBE_MULTI)
+    except SyscallError:
+        return False
+    with prog:
+        a = link_create_kprobe_multi(int(prog), AttachType.TRACE_KPROBE_MULTI, addrs=[0])
+        a.addrs = 1  # not a readable user address
+        try:
+            bpf_fd(Cmd.LINK_CREATE, a).close()
+            return True
+        except SyscallError as exc:
+            return exc.errno == _errno.EFAULT
+
+
+def _probe_sockmap_link() -> bool:
+    # bpfobj's own, shaped like libbpf's probe_perf_link(): a kernel with sockmap links
+    # (6.10+) looks the target map up and fails on a bad fd (EBADF); older kernels have no
+    # link for sk_msg programs (EINVAL).
+    try:
+        prog = _prog(ProgType.SK_MSG, expected_attach_type=AttachType.SK_MSG_VERDICT)
+    except SyscallError:
+        return False
+    with prog:
+        try:
+            bpf_fd(Cmd.LINK_CREATE,
+                   attr.link_create(int(prog), 0xFFFFFFFF, AttachType.SK_MSG_VERDICT)).close()
+            return False
+        except SyscallError as exc:
+            return exc.errno == _errno.EBADF
+
+
 def _probe_tcx_link() -> bool:
     try:
         prog = _prog(ProgType.SCHED_CLS, expected_attach_type=AttachType.TCX_INGRESS)
@@ -413,6 +461,8 @@ _PROBES: dict[str, Callable[[], bool]] = {
     "module_btf": _probe_module_btf,
     "perf_link": _probe_perf_link,
     "uprobe_multi_link": _probe_uprobe_multi_link,
+    "kprobe_multi_link": _probe_kprobe_multi_link,
+    "sockmap_link": _probe_sockmap_link,
     "tcx_link": _probe_tcx_link,
     "syscall_wrapper": _probe_syscall_wrapper,
 }
@@ -438,7 +488,11 @@ def cache_file() -> str | None:
     from bpfobj.btf.index import cache_dir
 
     d = cache_dir()
-    return os.path.join(os.path.dirname(d), "features.json") if d else None
+    if not d:
+        return None
+    names = ",".join(f.name for f in attrs.fields(Features))
+    digest = hashlib.sha256(names.encode()).hexdigest()[:12]
+    return os.path.join(os.path.dirname(d), f"features-{digest}.json")
 
 
 def _load_cached(boot: str) -> Features | None:

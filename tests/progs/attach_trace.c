@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Attach test object (integration/test_attach.py): one program per tracing attach kind
- * (the BPF trampoline kinds -- fentry, fexit, fmod_ret, lsm -- are in attach_tramp.c),
+ * (the BPF trampoline kinds -- fentry, fexit, fmod_ret, lsm -- are in attach_tramp.c, the
+ * programs reading BPF cookies, a 5.15 feature, in attach_cookie.c),
  * each counting into its own .bss counter the events of the test process (target_tgid),
  * so the test attaches, triggers, reads the counter back, detaches and checks the counter
  * stops. Triggers: clock_nanosleep (time.sleep), openat, a busy loop, libc getpid, and the
@@ -23,7 +24,6 @@ __u64 uprobe_hits = 0;
 __u64 uprobe_arg_sum = 0;
 __u64 uretprobe_hits = 0;
 __u64 uprobe_multi_hits = 0;
-__u64 tp_cookie = 0;
 
 static __always_inline int mine(void)
 {
@@ -33,10 +33,8 @@ static __always_inline int mine(void)
 SEC("tp/syscalls/sys_enter_clock_nanosleep")
 int on_tp(void *ctx)
 {
-	if (mine()) {
+	if (mine())
 		__sync_fetch_and_add(&tp_hits, 1);
-		tp_cookie = bpf_get_attach_cookie(ctx);
-	}
 	return 0;
 }
 

@@ -6,7 +6,8 @@
  *  - tp_btf/block_rq_insert, tp_btf/block_rq_issue, tp_btf/block_rq_complete taking
  *    struct request * from the raw u64 ctx array; which ctx slot holds the request
  *    depends on the kernel (v5.11 dropped the request_queue argument), decided with the
- *    LINUX_KERNEL_VERSION kconfig extern (ld_imm64 MAP_VALUE into the .kconfig map);
+ *    LINUX_KERNEL_VERSION kconfig extern (ld_imm64 MAP_VALUE into the .kconfig map); the
+ *    pre-5.11 slot is read with bpf_probe_read_kernel (see rq_arg);
  *  - direct CO-RE loads from BTF pointers (rq->cmd_flags, rq->start_time_ns: LDX off
  *    relocations) and BPF_CORE_READ chains (rq->q->disk->major, rq->part->bd_dev);
  *  - ___x flavors: struct request___x { rq_disk } (gone in v5.19: its read is poisoned)
@@ -165,10 +166,17 @@ static __always_inline int trace_rq_start(struct request *rq, bool issue)
 
 static __always_inline void *rq_arg(u64 *ctx)
 {
+	void *rq = NULL;
+
 	/* v5.11 (commit a54895fa) dropped the request_queue argument */
 	if (LINUX_KERNEL_VERSION >= KERNEL_VERSION(5, 11, 0))
 		return (void *)ctx[0];
-	return (void *)ctx[1];
+	/* Before 5.11 the request is ctx[1], read with a helper: written as ctx[1], clang
+	 * merges both branches into one load through "ctx + (cond ? 0 : 8)", a modified ctx
+	 * pointer that the verifier refuses to dereference (a 5.10 kernel walks this branch;
+	 * newer ones prune it, LINUX_KERNEL_VERSION being a known read-only value). */
+	bpf_probe_read_kernel(&rq, sizeof(rq), &ctx[1]);
+	return rq;
 }
 
 SEC("tp_btf/block_rq_insert")
