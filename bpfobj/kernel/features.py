@@ -19,12 +19,12 @@ sanitisation); nothing offline calls the probes.
 from __future__ import annotations
 
 import errno as _errno
-import hashlib
 import json
 import os
 import resource
 import struct
 import threading
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -490,8 +490,9 @@ def cache_file() -> str | None:
     d = cache_dir()
     if not d:
         return None
-    names = ",".join(f.name for f in attrs.fields(Features))
-    digest = hashlib.sha256(names.encode()).hexdigest()[:12]
+    # Named after the record's fields: checkouts with different probes never share a file.
+    names = ",".join(f.name for f in records.fields(Features))
+    digest = f"{zlib.crc32(names.encode()):08x}"  # (hashlib would cost ~2 ms to import)
     return os.path.join(os.path.dirname(d), f"features-{digest}.json")
 
 
