@@ -31,8 +31,8 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bpfobj.arch import host
 from bpfobj.errors import BufferFullError, PhaseError, SpecError, SyscallError
+from bpfobj.ringbuf import _fence
 from bpfobj.uapi import BtfKind, MapType
 
 if TYPE_CHECKING:
@@ -62,22 +62,7 @@ def check_spec(m: MapSpec, *, obj: str | None = None) -> None:
 
 
 # libbpf uses smp_load_acquire()/smp_store_release() on the positions and an atomic
-# exchange (acq_rel) on the header. An aligned u32/u64 store through a memoryview is one
-# store; x86-64 (TSO) keeps stores in order and loads before later stores. Elsewhere a lock
-# round trip (release then acquire) orders them as a full barrier would.
-if host().name == "x86_64":
-
-    def _fence() -> None:
-        """Release/acquire ordering: free on TSO."""
-
-else:
-    _FENCE_LOCK = threading.Lock()
-
-    def _fence() -> None:
-        with _FENCE_LOCK:
-            pass
-        with _FENCE_LOCK:
-            pass
+# exchange (acq_rel) on the header: `_fence` (bpfobj.ringbuf) gives that ordering.
 
 
 class Sample:

@@ -339,3 +339,26 @@ def count_fds() -> Callable[[], int]:
     """`fd_count` as a fixture, for test modules that cannot import this conftest by name
     (tests/conftest.py may own the module name ``conftest``)."""
     return fd_count
+
+
+@pytest.fixture
+def test_cgroup(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A cgroup v2 directory of its own for the test (removed afterwards); skips naming the
+    missing cgroup2 mount."""
+    import contextlib
+
+    from bpfobj.attach import cgroup as cgroup_mod
+    from bpfobj.errors import NotSupportedError
+
+    try:
+        root = cgroup_mod.cgroup2_mount()
+    except NotSupportedError as exc:
+        pytest.skip(str(exc))
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    path = os.path.join(root, f"bpfobj-{module}-{os.getpid()}")
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)

@@ -700,21 +700,6 @@ def test_lwt_route(net_obj: BpfObject, veth: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def test_cgroup() -> Iterator[str]:
-    try:
-        root = cgroup_mod.cgroup2_mount()
-    except NotSupportedError as exc:
-        pytest.skip(str(exc))
-    path = os.path.join(root, f"bpfobj-attach-{PID}")
-    os.makedirs(path, exist_ok=True)
-    try:
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-
-
 def in_cgroup(path: str, code: str) -> None:
     """Run `code` in a child process moved into cgroup `path` first."""
     prologue = f"open({os.path.join(path, 'cgroup.procs')!r}, 'w').write(str(__import__('os').getpid()))\n"

@@ -44,21 +44,6 @@ for line in sys.stdin:
 
 
 @pytest.fixture
-def test_cgroup() -> Iterator[str]:
-    try:
-        root = cgroup_mod.cgroup2_mount()
-    except NotSupportedError as exc:
-        pytest.skip(str(exc))
-    path = os.path.join(root, f"bpfobj-storage-{PID}")
-    os.makedirs(path, exist_ok=True)
-    try:
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-
-
-@pytest.fixture
 def storage_obj(bpf_build, test_cgroup: str) -> Iterator[BpfObject]:  # type: ignore[no-untyped-def]
     """load_storage.c loaded, on_getppid attached, on_sock_create on the test cgroup."""
     with BpfObject.open(bpf_build("load_storage.c", vmlinux=True)) as obj:
