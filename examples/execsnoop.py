@@ -17,12 +17,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-OBJECT = HERE / "build" / "execsnoop.bpf.o"
+OBJECT = os.path.join(HERE, "build", "execsnoop.bpf.o")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--uid", type=int, help="only execs by this user id")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
-    ap.add_argument("--object", default=str(OBJECT), help="the compiled execsnoop.bpf.o")
+    ap.add_argument("--object", default=OBJECT, help="the compiled execsnoop.bpf.o")
     args = ap.parse_args(argv)
 
     from bpfobj import BpfObject

@@ -17,12 +17,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-OBJECT = HERE / "build" / "opensnoop.bpf.o"
+OBJECT = os.path.join(HERE, "build", "opensnoop.bpf.o")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     ap.add_argument("--pages", type=int, default=64, help="perf ring pages per CPU (2^n)")
-    ap.add_argument("--object", default=str(OBJECT), help="the compiled opensnoop.bpf.o")
+    ap.add_argument("--object", default=OBJECT, help="the compiled opensnoop.bpf.o")
     args = ap.parse_args(argv)
 
     from bpfobj import BpfObject

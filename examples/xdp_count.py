@@ -26,12 +26,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-OBJECT = HERE / "build" / "xdp_count.bpf.o"
+OBJECT = os.path.join(HERE, "build", "xdp_count.bpf.o")
 HOST_IP, PEER_IP = "10.213.0.1", "10.213.0.2"
 PROTOCOLS = {0: "other", 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
 
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="then keep counting for S seconds, printing every second")
     ap.add_argument("--xdp-mode", choices=("skb", "drv"), help="default: the kernel's choice")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--object", default=str(OBJECT), help="the compiled xdp_count.bpf.o")
+    ap.add_argument("--object", default=OBJECT, help="the compiled xdp_count.bpf.o")
     args = ap.parse_args(argv)
 
     from bpfobj import BpfObject
