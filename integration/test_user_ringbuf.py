@@ -1,7 +1,7 @@
 """BPF_MAP_TYPE_USER_RINGBUF in the running kernel: records written from Python with
 `UserRingBuffer` are drained by a BPF program (tests/progs/load_user_ringbuf.c, a
 SEC("syscall") program run with BPF_PROG_TEST_RUN calling bpf_user_ringbuf_drain()), which
-reports each one, in order, through a queue map."""
+reports each one, in order, through an array map and its count."""
 
 from __future__ import annotations
 
@@ -44,11 +44,10 @@ def drain(obj: BpfObject) -> tuple[int, int, int]:
 
 
 def seen(obj: BpfObject) -> list[dict[str, int]]:
-    """What the program reported, in order (the queue emptied)."""
-    out = []
-    queue = obj.maps["seen"]
-    while (item := queue.pop()) is not None:
-        out.append(item)
+    """What the program reported, in order (and forget it: the count goes back to 0)."""
+    count = obj.maps["seen_count"][0]
+    out = [obj.maps["seen"][i] for i in range(count)]
+    obj.maps["seen_count"][0] = 0
     return out
 
 

@@ -99,7 +99,8 @@ DEFAULT_TIMEOUT = 900.0
 GUEST_TESTS = (
     "integration/guest", "integration/test_load.py", "integration/test_maps.py",
     "integration/test_attach.py", "integration/test_core_modes.py", "integration/test_ringbuf.py",
-    "integration/test_perfbuf.py",
+    "integration/test_perfbuf.py", "integration/test_storage.py",
+    "integration/test_user_ringbuf.py", "integration/test_arena.py",
 )
 GUEST_DESELECT = (
     "test_open_load_close_1000_times_leaks_no_fd",  # fd hygiene, not the kernel: 80 s in TCG

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* BPF_MAP_TYPE_USER_RINGBUF (integration/test_user_ringbuf.py): user space produces records
  * into `requests` (bpfobj.user_ringbuf.UserRingBuffer); the SEC("syscall") program drain,
- * run with BPF_PROG_TEST_RUN, drains them with bpf_user_ringbuf_drain() and pushes each
- * record's seq, op and value, in order, to the queue `seen`; a record shorter than struct
- * request is counted in short_records; op 1 stops the drain after its record.
+ * run with BPF_PROG_TEST_RUN, drains them with bpf_user_ringbuf_drain() and appends each
+ * record's seq, op and value, in order, to the array `seen` (`seen_count` entries); a record
+ * shorter than struct request is counted in short_records; op 1 stops the drain after its
+ * record. Arrays, not a queue: before Linux 6.4 a sleepable program (SEC("syscall") is one)
+ * may use only array, hash and ring buffer maps.
  */
 #include <linux/bpf.h>
 #include "common.h"
@@ -29,11 +31,21 @@ struct {
 	__uint(max_entries, 4096);
 } requests SEC(".maps");
 
+#define MAX_SEEN 1024
+
 struct {
-	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, 1024);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SEEN);
+	__type(key, __u32);
 	__type(value, struct report);
 } seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} seen_count SEC(".maps");
 
 /* the context of drain: what happened */
 struct drain_args {
@@ -50,6 +62,7 @@ static long on_record(struct bpf_dynptr *dynptr, void *ctx)
 	struct drain_args *args = ctx;
 	struct request req = {};
 	struct report rep = {};
+	__u32 zero = 0, *count, i;
 
 	args->calls++;
 	if (bpf_dynptr_read(&req, sizeof(req), dynptr, 0, 0)) {
@@ -59,7 +72,14 @@ static long on_record(struct bpf_dynptr *dynptr, void *ctx)
 	rep.seq = req.seq;
 	rep.op = req.op;
 	rep.value = req.value;
-	bpf_map_push_elem(&seen, &rep, 0);
+	count = bpf_map_lookup_elem(&seen_count, &zero);
+	if (count) {
+		i = *count;
+		if (i < MAX_SEEN) {
+			bpf_map_update_elem(&seen, &i, &rep, 0);
+			*count = i + 1;
+		}
+	}
 	if (req.op == 1)  /* "stop" */
 		return 1;
 	return 0;
