@@ -122,39 +122,37 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bpfobj")], check=True)
 
     modules = first_call_modules(obj)
-    cold, warm = [], []
-    for _ in range(args.runs):
-        with tempfile.TemporaryDirectory() as empty:
-            cold.append(run_worker(obj, empty, modules))
+    exe = build_harness() if os.geteuid() == 0 else None
+    if os.geteuid() != 0:
+        print("(libbpf side skipped: bpf_object__load needs root)")
+
+    # Rounds interleave the three kinds of process (cold, warm, libbpf), so that a change in
+    # the machine's speed during the run (a shared host) moves all three alike.
+    cold, warm, lb_rows = [], [], []
     with tempfile.TemporaryDirectory() as cache:
         run_worker(obj, cache, modules)  # fill the cache
         for _ in range(args.runs):
+            with tempfile.TemporaryDirectory() as empty:
+                cold.append(run_worker(obj, empty, modules))
             warm.append(run_worker(obj, cache, modules))
+            if exe is not None:
+                # Ten calls in a fresh process: its first call (the counterpart of bpfobj's
+                # first call) and the median of the ten (of "again").
+                proc = subprocess.run([str(exe), str(obj), "10"], capture_output=True,
+                                      text=True)
+                if proc.returncode:
+                    print(f"(libbpf load failed: {proc.stderr.strip()[:200]})")
+                    exe = None
+                else:
+                    lb_rows.append(json.loads(proc.stdout))
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
     libbpf = None
-    exe = build_harness()
-    if exe is not None and os.geteuid() == 0:
-        # `runs` fresh harness processes of 10 calls each: the first call of a process (the
-        # counterpart of bpfobj's first call) and the median of the repeated ones.
-        firsts, repeated, rss = [], [], []
-        for _ in range(args.runs):
-            proc = subprocess.run([str(exe), str(obj), "10"], capture_output=True, text=True)
-            if proc.returncode:
-                print(f"(libbpf load failed: {proc.stderr.strip()[:200]})")
-                break
-            row = json.loads(proc.stdout)
-            firsts.append(row["first_ms"])
-            repeated.append(row["median_ms"])
-            rss.append(row["rss_mb"])
-        else:
-            libbpf = {"first_ms": statistics.median(firsts),
-                      "median_ms": statistics.median(repeated),
-                      "rss_mb": statistics.median(rss)}
-    elif os.geteuid() != 0:
-        print("(libbpf side skipped: bpf_object__load needs root)")
+    if exe is not None and lb_rows:
+        libbpf = {"first_ms": med(lb_rows, "first_ms"), "median_ms": med(lb_rows, "median_ms"),
+                  "rss_mb": med(lb_rows, "rss_mb")}
 
     print(f"object: {args.object} ({cold[0]['insns']:.0f} insns prepared, "
           f"{cold[0]['relos']:.0f} CO-RE relocations), target /sys/kernel/btf/vmlinux")
