@@ -14,7 +14,7 @@ first-touch page faults). Measured:
 * peak RSS (VmHWM) of a fresh process doing a warm and a cold load and a find;
 * `python -c "import bpfobj"` (and bpfobj.btf's reader) minus `python -c pass`;
 * libbpf 1.x `btf__parse()` of the same file through bench/harness/btf_parse.c, compiled
-  with gcc into build/bench/ on first use.
+  by tests/harnessbuild.py into build/bench/ on first use.
 
 No assertion: it prints a table against the goals (cold <= 35 ms, warm <= 7 ms,
 RSS <= 40 MB, import <= 70 ms).
@@ -34,6 +34,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import harnessbuild  # noqa: E402
+
 HARNESS_SRC = ROOT / "bench" / "harness" / "btf_parse.c"
 BUILD = ROOT / "build" / "bench"
 GOALS = {"cold": 35.0, "warm": 7.0, "rss": 40.0, "import": 70.0}
@@ -129,22 +133,8 @@ def wall(commands: list[tuple[list[str], dict[str, str]]], runs: int) -> list[fl
 
 
 def harness() -> Path | None:
-    exe = BUILD / "btf_parse"
-    if exe.exists() and exe.stat().st_mtime >= HARNESS_SRC.stat().st_mtime:
-        return exe
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        return None
-    BUILD.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(
-        [cc, "-O2", "-Wall", "-o", str(exe), str(HARNESS_SRC), "-lbpf", "-lelf", "-lz"],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        print(f"(libbpf harness did not build: {res.stderr.strip()[:300]})", file=sys.stderr)
-        return None
-    return exe
+    """The libbpf harness, built (and cached by content) with the tests' harness builder."""
+    return harnessbuild.build_or_none(HARNESS_SRC, BUILD)
 
 
 def libbpf(btf: str, runs: int) -> dict[str, float] | None:
