@@ -1262,6 +1262,7 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
         GuestObject("load_missing_ksym.c"),
         GuestObject("obj_minimal.c", {"target": "bpfeb", "tag": "bpfeb"}),
         GuestObject("obj_maps.c"),
+        GuestObject("obj_bloom.c"),
         GuestObject("load_storage.c", {"vmlinux": True}),
         GuestObject("load_storage_lsm.c", {"vmlinux": True}),
         GuestObject("load_user_ringbuf.c"),

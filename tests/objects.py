@@ -143,13 +143,13 @@ OBJECTS: list[ObjCase] = [
             "(BPF_F_NO_PREALLOC), percpu_array, lru_hash, lru_percpu_hash (BPF_F_NO_COMMON_LRU), "
             "ringbuf (256 KiB, and 10000 which libbpf rounds up to 16384 at open), "
             "perf_event_array (max_entries 0), stack_trace, lpm_trie (BPF_F_NO_PREALLOC), queue "
-            "and stack (no key), bloom_filter (map_extra 5), pinning LIBBPF_PIN_BY_NAME, "
+            "and stack (no key), pinning LIBBPF_PIN_BY_NAME, "
             "numa_node with BPF_F_NUMA_NODE, BPF_F_MMAPABLE|BPF_F_RDONLY_PROG array, devmap, "
             "sockhash; ARRAY_OF_MAPS and HASH_OF_MAPS with __array(values, struct inner) and "
             "initial .values, an ARRAY_OF_MAPS with an inline anonymous ringbuf inner; prog_array "
             "with initial .values = { [0] = &tail_a, [3] = &tail_b }"
         ),
-        features=_f("maps", "map-in-map", "prog-array-init", "pinning", "numa", "map_extra"),
+        features=_f("maps", "map-in-map", "prog-array-init", "pinning", "numa"),
     ),
     ObjCase(
         "maps-bpfeb",
@@ -158,6 +158,16 @@ OBJECTS: list[ObjCase] = [
         libbpf_can_open=False,
         notes="obj_maps.c big-endian; libbpf 1.1 rejects foreign-endian objects (-LIBBPF_ERRNO__ENDIAN, 'Endian mismatch')",
         features=_f("maps", "map-in-map", "big-endian"),
+    ),
+    ObjCase(
+        "bloom",
+        "obj_bloom.c",
+        notes=(
+            "a bloom_filter map (no key, map_extra 3: the number of hash functions; Linux "
+            "5.16+, apart from obj_maps.c so that it loads on older kernels) and two xdp "
+            "programs that push to it and peek into it"
+        ),
+        features=_f("maps", "map_extra"),
     ),
     ObjCase(
         "globals",

@@ -2,7 +2,8 @@
 /* Loaded into the running kernel by integration/test_maps.py and test_load.py, and run
  * with BPF_PROG_TEST_RUN (no attaching): SEC("syscall") programs that write every common
  * map type and the globals, read map-in-map and LPM entries back, pop the queue; an XDP
- * entry that tail-calls through a prog array with initial values; a tc program.
+ * entry that tail-calls through a prog array with initial values; a tc program. (The bloom
+ * filter, Linux 5.16+, is tested with obj_bloom.c.)
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -104,13 +105,6 @@ struct {
 	__uint(max_entries, 16);
 	__type(value, __u64);
 } lifo SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_BLOOM_FILTER);
-	__uint(max_entries, 64);
-	__type(value, __u32);
-	__uint(map_extra, 3);
-} bloom SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -224,7 +218,7 @@ static __always_inline int packet_args(struct xdp_md *ctx, __u32 *key, __u64 *va
 	return 0;
 }
 
-/* push to the queue, stack and bloom filter; look the key up in the LPM trie as an IPv4
+/* push to the queue and the stack; look the key up in the LPM trie as an IPv4
  * address and store what it finds at array_map[2] */
 SEC("xdp")
 int xdp_push(struct xdp_md *ctx)
@@ -239,7 +233,6 @@ int xdp_push(struct xdp_md *ctx)
 	q = (__u32)v;
 	bpf_map_push_elem(&fifo, &q, 0);
 	bpf_map_push_elem(&lifo, &v, 0);
-	bpf_map_push_elem(&bloom, &k, 0);
 	__builtin_memcpy(lk.addr, &k, 4);
 	route = bpf_map_lookup_elem(&routes, &lk);
 	found = route ? *route : 0;
@@ -261,18 +254,6 @@ int xdp_pop(struct xdp_md *ctx)
 	bpf_map_update_elem(&array_map, &three, &q64, BPF_ANY);
 	bpf_map_update_elem(&array_map, &four, &s, BPF_ANY);
 	return r1 == 0 && r2 == 0 ? XDP_PASS : XDP_DROP;
-}
-
-/* XDP_PASS when the packet's key may be in the bloom filter, XDP_DROP when it is not */
-SEC("xdp")
-int xdp_bloom(struct xdp_md *ctx)
-{
-	__u32 k;
-	__u64 v;
-
-	if (packet_args(ctx, &k, &v))
-		return XDP_ABORTED;
-	return bpf_map_peek_elem(&bloom, &k) == 0 ? XDP_PASS : XDP_DROP;
 }
 
 /* ---- XDP tail calls through a prog array with initial values ---- */

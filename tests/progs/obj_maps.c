@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* BTF-defined maps (SEC(".maps")) of the common types and definition attributes:
- * key/value by type and by size, map_flags, pinning, numa_node, map_extra, ringbuf sizes
- * (aligned and one libbpf rounds up at open), maps without keys (queue/stack/bloom),
+ * key/value by type and by size, map_flags, pinning, numa_node, ringbuf sizes
+ * (aligned and one libbpf rounds up at open), maps without keys (queue/stack; the bloom
+ * filter, Linux 5.16+, is in obj_bloom.c so that this object loads on older kernels),
  * map-in-map (ARRAY_OF_MAPS / HASH_OF_MAPS with __array(values, inner) and initial
  * .values), prog_array with initial .values = { [i] = &prog }.
  */
@@ -126,13 +127,6 @@ struct {
 } lifo SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_BLOOM_FILTER);
-	__uint(max_entries, 1000);
-	__type(value, __u32);
-	__uint(map_extra, 5); /* number of hash functions */
-} bloom SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16);
 	__type(key, __u32);
@@ -253,7 +247,6 @@ int xdp_entry(struct xdp_md *ctx)
 	if (inner)
 		bpf_map_lookup_elem(inner, &k);
 	bpf_map_push_elem(&fifo, &q, 0);
-	bpf_map_peek_elem(&bloom, &q);
 	bpf_tail_call(ctx, &jmp_table, 0);
 	return XDP_PASS;
 }
