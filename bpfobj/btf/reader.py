@@ -49,7 +49,9 @@ VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 
 _HINT_CORRUPT = "the BTF is corrupt or truncated; rebuild the object or regenerate the BTF"
 _HINT_NEWER = "this BTF uses a newer format than bpfobj knows; update bpfobj"
-_HINT_SPLIT = "this looks like split BTF (a kernel module's): pass base=load_kernel_btf()"
+_HINT_SPLIT = ("this looks like split BTF (a kernel module's): give its base BTF "
+               "(base=load_kernel_btf() or another Btf in Python; --base PATH on the "
+               "command line)")
 
 # BtfKind by number; kinds past ENUM64 (only reachable through a layout section) are UNKN.
 _KINDS: tuple[BtfKind, ...] = tuple(BtfKind(k) for k in range(20)) + (BtfKind.UNKN,) * 12
