@@ -61,18 +61,13 @@ def _guarded(work: Callable[[], T], spec: ObjectSpec, data: bytes) -> T:
     except BpfObjError:
         raise
     except Exception as exc:
+        from bpfobj.spec import sha256_hex
+
         raise InternalError(
             f"unexpected {type(exc).__name__}: {exc}",
             obj=spec.name,
-            sha256=_sha256(data),
+            sha256=sha256_hex(data),
         ) from exc
-
-
-def _sha256(data: bytes) -> str:
-    """For bug reports only: hashlib is imported when one is made (~2 ms)."""
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 V = TypeVar("V")
@@ -101,6 +96,7 @@ class Phase(enum.IntEnum):
 def guarded_open(data: bytes, name: str, page_size: int | None = None) -> ObjectSpec:
     """Run the open phase; any exception that is not a BpfObjError is a bug: InternalError."""
     from bpfobj.collect import open_spec
+    from bpfobj.spec import sha256_hex
 
     try:
         with offline("open phase"):
@@ -111,13 +107,13 @@ def guarded_open(data: bytes, name: str, page_size: int | None = None) -> Object
         raise InternalError(
             "recursion too deep while reading the object",
             obj=name,
-            sha256=_sha256(data),
+            sha256=sha256_hex(data),
         ) from exc
     except Exception as exc:
         raise InternalError(
             f"unexpected {type(exc).__name__} while opening: {exc}",
             obj=name,
-            sha256=_sha256(data),
+            sha256=sha256_hex(data),
         ) from exc
 
 

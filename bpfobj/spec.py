@@ -182,10 +182,8 @@ class ObjectSpec:
 
     @property
     def sha256(self) -> str:
-        """The object file's sha256, hex (hashlib is imported on first use: ~2 ms)."""
-        import hashlib
-
-        return hashlib.sha256(self.data).hexdigest()
+        """The object file's sha256, hex."""
+        return sha256_hex(self.data)
 
     @property
     def core_relo_count(self) -> int:
@@ -234,3 +232,11 @@ class ObjectSpec:
             "btf": {"types": len(self.btf) if self.btf is not None else 0},
             "core_relos": self.core_relo_count,
         }
+
+
+def sha256_hex(data: bytes) -> str:
+    """sha256 of an object file, hex: for `ObjectSpec.sha256` and bug reports
+    (`InternalError`). hashlib is imported on first use (~2 ms of OpenSSL set-up)."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

@@ -333,6 +333,15 @@ def cache_store(
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
+def boot_id() -> str:
+    """This boot's id ("" when it cannot be read): what per-boot caches are keyed by."""
+    try:
+        with open(BOOT_ID, encoding="ascii", errors="replace") as f:
+            return f.read(64).strip()
+    except OSError:
+        return ""
+
+
 class KernelSnapshot:
     """A copy of the running kernel's BTF in the cache, valid until the next boot.
 
@@ -355,11 +364,10 @@ class KernelSnapshot:
         directory = cache_dir()
         if directory is None:
             return None
+        boot = boot_id()
         try:
-            with open(BOOT_ID, "rb") as f:
-                boot = f.read(64).strip().decode("ascii")
             size = os.stat(sysfs_path).st_size
-        except (OSError, UnicodeDecodeError):
+        except OSError:
             return None
         if not boot or not all(c.isalnum() or c == "-" for c in boot):
             return None

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from bpfobj import log, records
 from bpfobj.arch import host
+from bpfobj.btf.index import boot_id
 from bpfobj.errors import SyscallError
 from bpfobj.insn import Instruction, encode
 from bpfobj.insn.codec import call_helper, exit_insn, mov64_imm
@@ -40,7 +41,6 @@ from bpfobj.uapi import BPF_F_MMAPABLE, PSEUDO_CALL, PSEUDO_MAP_VALUE, AttachTyp
 if TYPE_CHECKING:
     from bpfobj.btf.sanitize import BtfFeatures
 
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
 CACHE_VERSION = 1
 
 # helper ids (enum bpf_func_id, linux/bpf.h)
@@ -474,14 +474,6 @@ _PROBES: dict[str, Callable[[], bool]] = {
 
 _LOCK = threading.Lock()
 _MEMORY: Features | None = None
-
-
-def boot_id() -> str:
-    try:
-        with open(BOOT_ID) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def cache_file() -> str | None:
