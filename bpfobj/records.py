@@ -220,11 +220,6 @@ def _eq(self: Any, other: Any) -> Any:
     return bool(key(self) == key(other))
 
 
-def _ne(self: Any, other: Any) -> Any:
-    result = _eq(self, other)
-    return result if result is NotImplemented else not result
-
-
 def _hash(self: Any) -> int:
     return hash((self.__class__, self.__record_eq_key__(self)))
 
@@ -276,7 +271,6 @@ def _build(cls: type, *, is_frozen: bool, kw_only: bool, order: bool) -> type:
         del namespace["__hash__"]  # set implicitly by a class-level __eq__
     namespace.setdefault("__repr__", _repr)
     namespace.setdefault("__eq__", _eq)
-    namespace.setdefault("__ne__", _ne)
     namespace["__reduce__"] = _reduce
     if is_frozen:
         namespace.setdefault("__hash__", _hash)
