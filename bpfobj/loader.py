@@ -663,16 +663,18 @@ def _log_text(buf: bytearray) -> str:
 # Verifier errors
 # --------------------------------------------------------------------------------------
 
-_INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\)")
-_SUMMARY = re.compile(r"^(processed \d+ insns|verification time|stack depth|"
-                      r"-- END PROG LOAD LOG --|mark_precise)")
+# Patterns, not compiled ones: `re` compiles (and caches) them on a failed load only, not at
+# every tool's start-up.
+_INSN_LINE = r"^(\d+): \([0-9a-f]{2}\)"
+_SUMMARY = (r"^(processed \d+ insns|verification time|stack depth|"
+            r"-- END PROG LOAD LOG --|mark_precise)")
 
 
 def failing_insn(text: str) -> int | None:
     """The index of the instruction the verifier stopped at: the last ``N: (op) ...`` line
     of its log."""
     for line in reversed(text.splitlines()):
-        m = _INSN_LINE.match(line)
+        m = re.match(_INSN_LINE, line)
         if m:
             return int(m.group(1))
     return None
@@ -682,12 +684,12 @@ def verifier_reason(text: str) -> str:
     """The verifier's own message: the lines after the last instruction line, without the
     statistics lines; else the last non-empty line."""
     lines = text.splitlines()
-    last = max((i for i, ln in enumerate(lines) if _INSN_LINE.match(ln)), default=-1)
+    last = max((i for i, ln in enumerate(lines) if re.match(_INSN_LINE, ln)), default=-1)
     after = [ln.strip() for ln in lines[last + 1 :]
-             if ln.strip() and not _SUMMARY.match(ln.strip())]
+             if ln.strip() and not re.match(_SUMMARY, ln.strip())]
     if after:
         return "; ".join(after[:3])
-    rest = [ln.strip() for ln in lines if ln.strip() and not _SUMMARY.match(ln.strip())]
+    rest = [ln.strip() for ln in lines if ln.strip() and not re.match(_SUMMARY, ln.strip())]
     return rest[-1] if rest else ""
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import mmap
 import select
 import struct
-import threading
+from _thread import allocate_lock
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +82,7 @@ if host().name == "x86_64":
         """smp_load_acquire()/smp_store_release() ordering: free on TSO."""
 
 else:
-    _FENCE_LOCK = threading.Lock()
+    _FENCE_LOCK = allocate_lock()  # threading.Lock (importing threading costs ~1 ms)
 
     def _fence() -> None:
         """Order earlier loads before later loads and stores (release; acquire)."""

@@ -312,6 +312,19 @@ def test_opcode_tables_compose_like_the_uapi_macros() -> None:
     assert op.insn_op(0x5D) == op.JmpOp.JNE and op.insn_source(0x5D) == op.Source.X
 
 
+
+def test_codec_opcodes_match_the_opcode_tables() -> None:
+    """bpfobj.insn.codec names its opcodes as plain ints (it does not import the tables'
+    enums, for start-up time): each must equal the table's."""
+    from bpfobj.insn import codec
+
+    assert codec.INSN_SIZE == op.INSN_SIZE
+    assert (codec.CLASS_MASK, codec.OP_MASK) == (op.CLASS_MASK, op.OP_MASK)
+    assert (codec._JMP, codec._JMP32) == (op.InsnClass.JMP, op.InsnClass.JMP32)
+    assert (codec._OP_CALL, codec._OP_EXIT) == (op.JmpOp.CALL, op.JmpOp.EXIT)
+    for name in ("LD_IMM64", "JA", "JA32", "CALL", "EXIT", "MOV_K64"):
+        assert getattr(codec, name) == getattr(op, name), name
+
 # -- real objects ----------------------------------------------------------------------------------
 
 

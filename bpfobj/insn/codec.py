@@ -26,20 +26,23 @@ from typing import NamedTuple
 
 from bpfobj.arch import ByteOrder
 from bpfobj.errors import InsnError
-from bpfobj.insn.opcodes import (
-    CALL,
-    CLASS_MASK,
-    EXIT,
-    INSN_SIZE,
-    JA,
-    JA32,
-    LD_IMM64,
-    MOV_K64,
-    OP_MASK,
-    InsnClass,
-    JmpOp,
-)
 from bpfobj.uapi import PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL
+
+# The opcodes the codec builds and classifies by, as plain ints: `bpfobj.insn.opcodes` is
+# their table, but importing it builds nine enum classes (~2 ms at every tool's start-up)
+# that decoding, encoding and loading never need. tests/test_insn_codec.py checks each
+# against it.
+INSN_SIZE = 8
+CLASS_MASK = 0x07  # BPF_CLASS()
+OP_MASK = 0xF0  # BPF_OP()
+_JMP, _JMP32 = 0x05, 0x06  # InsnClass.JMP, InsnClass.JMP32
+_OP_CALL, _OP_EXIT = 0x80, 0x90  # JmpOp.CALL, JmpOp.EXIT
+LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW
+JA = 0x05  # BPF_JMP | BPF_JA | BPF_K
+JA32 = 0x06  # BPF_JMP32 | BPF_JA | BPF_K
+CALL = 0x85  # BPF_JMP | BPF_CALL | BPF_K
+EXIT = 0x95  # BPF_JMP | BPF_EXIT | BPF_K
+MOV_K64 = 0xB7  # BPF_ALU64 | BPF_MOV | BPF_K
 
 _U32 = 1 << 32
 _U64 = 1 << 64
@@ -199,10 +202,10 @@ class Instruction(_Fields):
     def is_jump(self) -> bool:
         """A (conditional or not) jump of class JMP/JMP32: not call, not exit."""
         cls = self.code & CLASS_MASK
-        if cls != InsnClass.JMP and cls != InsnClass.JMP32:
+        if cls != _JMP and cls != _JMP32:
             return False
         op = self.code & OP_MASK
-        return op != JmpOp.CALL and op != JmpOp.EXIT
+        return op != _OP_CALL and op != _OP_EXIT
 
     def jump_target(self, index: int) -> int:
         """The instruction index this jump at `index` goes to (gotol jumps by imm)."""

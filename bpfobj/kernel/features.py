@@ -23,8 +23,8 @@ import json
 import os
 import resource
 import struct
-import threading
 import zlib
+from _thread import allocate_lock
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -472,7 +472,7 @@ _PROBES: dict[str, Callable[[], bool]] = {
 # Cache
 # --------------------------------------------------------------------------------------
 
-_LOCK = threading.Lock()
+_LOCK = allocate_lock()  # threading.Lock (importing threading costs ~1 ms)
 _MEMORY: Features | None = None
 
 
