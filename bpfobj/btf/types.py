@@ -161,9 +161,9 @@ class Union(_Composite):
     kind: ClassVar[BtfKind] = BtfKind.UNION
 
 
-class EnumValue(NamedTuple):
-    name: str
-    value: int
+# NamedTuples in the functional form, whose field types are not strings: see
+# bpfobj.insn.codec._Fields.
+EnumValue = NamedTuple("EnumValue", [("name", str), ("value", int)])  # noqa: UP014
 
 
 @records.frozen
@@ -205,11 +205,8 @@ class Func(BtfType):
     linkage: BtfFuncLinkage = BtfFuncLinkage.STATIC
 
 
-class Param(NamedTuple):
-    """A FUNC_PROTO parameter; ``("", 0)`` as the last one means ``...``."""
-
-    name: str
-    type: int
+Param = NamedTuple("Param", [("name", str), ("type", int)])  # noqa: UP014
+Param.__doc__ = """A FUNC_PROTO parameter; ``("", 0)`` as the last one means ``...``."""
 
 
 @records.frozen
