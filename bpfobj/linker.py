@@ -16,11 +16,10 @@ Pure: no kernel involved. Externs are resolved by the caller (prepare) and passe
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bpfobj import records
+from bpfobj import enums, records
 from bpfobj.elf.reader import (
     SHN_LORESERVE,
     SHN_UNDEF,
@@ -48,7 +47,7 @@ BPF_LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW
 POISON_CALL_KFUNC_BASE = 2002000000  # libbpf.c: unresolved weak kfunc calls
 
 
-class RelocType(enum.IntEnum):
+class RelocType(enums.IntEnum):
     """libbpf's enum reloc_type; the order matters (relocations sort by insn, then type)."""
 
     LD64 = 0  # a map (BTF-defined or legacy)

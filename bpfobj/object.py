@@ -16,11 +16,11 @@ they made would be refused.
 
 from __future__ import annotations
 
-import enum
 import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bpfobj import enums
 from bpfobj.errors import BpfObjError, InternalError, PhaseError, SpecError
 from bpfobj.sys.guard import offline
 
@@ -85,7 +85,7 @@ class _Named(dict[str, V]):
                        f"{', '.join(self) or '(none)'}")
 
 
-class Phase(enum.IntEnum):
+class Phase(enums.IntEnum):
     OPENED = 1
     PREPARED = 2
     MAPS_CREATED = 3

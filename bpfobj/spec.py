@@ -8,10 +8,9 @@ descriptors) are built from them later. Modelled after cilium/ebpf's CollectionS
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Any
 
-from bpfobj import records
+from bpfobj import enums, records
 from bpfobj.uapi import AttachType, MapType, ProgType
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ class ProgramSpec:
         )
 
 
-class MapKind(enum.Enum):
+class MapKind(enums.Enum):
     """Where a map definition comes from."""
 
     BTF = "btf"  # SEC(".maps"), BTF-defined
@@ -126,12 +125,12 @@ class MapSpec:
         )
 
 
-class ExternKind(enum.Enum):
+class ExternKind(enums.Enum):
     KCONFIG = "kconfig"  # extern ... __kconfig: a value from the kernel config, in .kconfig
     KSYM = "ksym"  # extern ... __ksym: a kernel symbol (variable or kfunc)
 
 
-class KconfigType(enum.Enum):
+class KconfigType(enums.Enum):
     """How a kconfig value is parsed (libbpf enum kcfg_type)."""
 
     BOOL = "bool"

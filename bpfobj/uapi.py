@@ -9,10 +9,10 @@ prefix, in lower case (``BPF_PROG_TYPE_TRACEPOINT`` -> ``tracepoint``), as libbp
 
 from __future__ import annotations
 
-import enum
+from bpfobj import enums
 
 
-class UapiEnum(enum.IntEnum):
+class UapiEnum(enums.IntEnum):
     """An IntEnum whose display name is the lower-case UAPI name without prefix."""
 
     @property

@@ -15,9 +15,7 @@ Pure table and functions: no ELF parsing, no kernel access.
 
 from __future__ import annotations
 
-import enum
-
-from bpfobj import records
+from bpfobj import enums, records
 from bpfobj.errors import SpecError
 from bpfobj.uapi import AttachType, ProgType
 
@@ -36,7 +34,7 @@ __all__ = [
 ]
 
 
-class SecFlag(enum.IntFlag):
+class SecFlag(enums.IntFlag):
     """libbpf's ``enum sec_def_flags`` (libbpf.c), stored in a sec_def's ``cookie``."""
 
     NONE = 0
@@ -57,7 +55,7 @@ class SecFlag(enum.IntFlag):
     USDT = 32
 
 
-class AttachKind(enum.StrEnum):
+class AttachKind(enums.StrEnum):
     """How a program of a section is attached: what a later attach layer dispatches on.
 
     The first group are libbpf's auto-attach handlers (``prog_attach_fn`` in ``SEC_DEF``:

@@ -13,8 +13,9 @@ macros, so an opcode is composed with ``|``: ``InsnClass.ALU64 | AluOp.ADD | Sou
 
 from __future__ import annotations
 
-import enum
 from typing import Final
+
+from bpfobj import enums
 
 # One instruction slot is 8 bytes; ld_imm64 takes two slots (ISA "Wide instruction encoding").
 INSN_SIZE: Final = 8
@@ -27,7 +28,7 @@ OP_MASK: Final = 0xF0
 SOURCE_MASK: Final = 0x08
 
 
-class InsnClass(enum.IntEnum):
+class InsnClass(enums.IntEnum):
     """The 3-bit instruction class (bpf_common.h BPF_LD..BPF_ALU, bpf.h BPF_JMP32/BPF_ALU64)."""
 
     LD = 0x00
@@ -40,7 +41,7 @@ class InsnClass(enum.IntEnum):
     ALU64 = 0x07
 
 
-class Size(enum.IntEnum):
+class Size(enums.IntEnum):
     """The size modifier of load/store classes (bpf_common.h BPF_W/H/B, bpf.h BPF_DW)."""
 
     W = 0x00
@@ -53,7 +54,7 @@ class Size(enum.IntEnum):
 SIZE_BYTES: Final[dict[Size, int]] = {Size.W: 4, Size.H: 2, Size.B: 1, Size.DW: 8}
 
 
-class Mode(enum.IntEnum):
+class Mode(enums.IntEnum):
     """The mode modifier of load/store classes (bpf_common.h, bpf.h BPF_MEMSX/BPF_ATOMIC)."""
 
     IMM = 0x00
@@ -64,21 +65,21 @@ class Mode(enum.IntEnum):
     ATOMIC = 0xC0  # the operation is in imm (AtomicOp)
 
 
-class Source(enum.IntEnum):
+class Source(enums.IntEnum):
     """The source bit of arithmetic/jump classes: imm (K) or src_reg (X)."""
 
     K = 0x00
     X = 0x08
 
 
-class Endian(enum.IntEnum):
+class Endian(enums.IntEnum):
     """The source bit reused by BPF_END in the ALU class (bpf.h BPF_TO_LE/BPF_TO_BE)."""
 
     TO_LE = 0x00
     TO_BE = 0x08
 
 
-class AluOp(enum.IntEnum):
+class AluOp(enums.IntEnum):
     """The 4-bit operation of ALU/ALU64 (bpf_common.h, bpf.h; ISA "Arithmetic instructions")."""
 
     ADD = 0x00
@@ -97,7 +98,7 @@ class AluOp(enum.IntEnum):
     END = 0xD0  # imm = 16/32/64; in ALU64 (source K) an unconditional bswap (cpu v4)
 
 
-class JmpOp(enum.IntEnum):
+class JmpOp(enums.IntEnum):
     """The 4-bit operation of JMP/JMP32 (bpf_common.h, bpf.h; ISA "Jump instructions")."""
 
     JA = 0x00  # JMP: PC += off; JMP32 (gotol, cpu v4): PC += imm
@@ -117,7 +118,7 @@ class JmpOp(enum.IntEnum):
     JCOND = 0xE0  # conditional pseudo jumps; src_reg holds CondPseudoJmp
 
 
-class CondPseudoJmp(enum.IntEnum):
+class CondPseudoJmp(enums.IntEnum):
     """enum bpf_cond_pseudo_jmp (bpf.h): the src_reg of a JCOND instruction."""
 
     MAY_GOTO = 0
@@ -128,7 +129,7 @@ class CondPseudoJmp(enum.IntEnum):
 FETCH: Final = 0x01
 
 
-class AtomicOp(enum.IntEnum):
+class AtomicOp(enums.IntEnum):
     """The imm of an atomic instruction (without FETCH, except XCHG/CMPXCHG which include it)."""
 
     ADD = 0x00

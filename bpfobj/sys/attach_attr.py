@@ -15,10 +15,10 @@ Same style as `bpfobj.sys.attr`: one ctypes layout per ``union bpf_attr`` member
 from __future__ import annotations
 
 import ctypes
-import enum
 import struct
 from collections.abc import Sequence
 
+from bpfobj import enums
 from bpfobj.sys.attr import Attr, LinkCreateAttr, cstr
 
 # Flags (linux/bpf.h).
@@ -34,7 +34,7 @@ BPF_F_UPROBE_MULTI_RETURN = 1 << 0  # link_create.uprobe_multi.flags
 BPF_F_QUERY_EFFECTIVE = 1 << 0  # PROG_QUERY query_flags
 
 
-class LinkType(enum.IntEnum):
+class LinkType(enums.IntEnum):
     """enum bpf_link_type (linux/bpf.h): the kernel's kind of a link (bpf_link_info.type)."""
 
     UNSPEC = 0
@@ -186,7 +186,7 @@ def link_create_netfilter(prog_fd: int, attach_type: int, *, pf: int, hooknum: i
 ITER_LINK_INFO_SIZE = 16
 
 
-class CgroupIterOrder(enum.IntEnum):
+class CgroupIterOrder(enums.IntEnum):
     """enum bpf_cgroup_iter_order (linux/bpf.h)."""
 
     UNSPEC = 0

@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import ctypes
-import enum
 import errno as _errno
 import os
 import weakref
 from typing import Any
 
+from bpfobj import enums
 from bpfobj.arch import host
 from bpfobj.errors import PhaseError, SyscallError
 from bpfobj.sys.guard import check_online
@@ -41,7 +41,7 @@ _sys_perf.argtypes = [
 PROG_LOAD_ATTEMPTS = 5
 
 
-class Cmd(enum.IntEnum):
+class Cmd(enums.IntEnum):
     """enum bpf_cmd (linux/bpf.h)."""
 
     MAP_CREATE = 0
