@@ -36,19 +36,30 @@ from typing import TYPE_CHECKING, Any
 
 from bpfobj.errors import BpfObjError, NotSupportedError, PhaseError, SyscallError
 from bpfobj.sys import attr
-from bpfobj.sys.attach_attr import LinkType
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd
 
 if TYPE_CHECKING:
     from bpfobj.programs import Program
+    from bpfobj.sys.attach_attr import LinkType
 
 __all__ = ["Link", "LinkType", "link_info"]
+
+
+def __getattr__(name: str) -> Any:
+    # LinkType lives with the other link attrs; importing them costs a tracepoint tool ~1 ms.
+    if name == "LinkType":
+        from bpfobj.sys.attach_attr import LinkType
+
+        return LinkType
+    raise AttributeError(f"module 'bpfobj.links' has no attribute {name!r}")
 
 _ENOTSUPP = 524  # the kernel's internal "not supported", seen by user space
 
 
 def link_info(fd: int) -> dict[str, Any]:
     """BPF_OBJ_GET_INFO_BY_FD on a link: ``type`` (`LinkType`), ``id``, ``prog_id``."""
+    from bpfobj.sys.attach_attr import LinkType
+
     info = attr.LinkInfo()
     bpf(Cmd.OBJ_GET_INFO_BY_FD, attr.obj_get_info_by_fd(fd, info),
         what="cannot read the link's info")
@@ -110,6 +121,7 @@ class Link:
         `info()`); closing it leaves the pinned attachment in place, `detach()` ends it.
         """
         from bpfobj.sys import bpffs
+        from bpfobj.sys.attach_attr import LinkType
 
         fd = bpffs.get(path)
         try:

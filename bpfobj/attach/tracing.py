@@ -28,7 +28,7 @@ from bpfobj.attach.common import (
 from bpfobj.attach.perf_event import PerfMode, attach_perf_fd
 from bpfobj.errors import NotSupportedError, SyscallError
 from bpfobj.links import Link
-from bpfobj.sys import attach_attr, attr, perf
+from bpfobj.sys import attr, perf
 from bpfobj.sys.syscall import Cmd, bpf_fd
 from bpfobj.uapi import AttachType, ProgType
 
@@ -187,6 +187,8 @@ def attach_iter(program: Program, *, map: Any = None, map_fd: int | None = None,
     `cgroup_order` for cgroup iterators; or raw `link_info` bytes.
     """
     if link_info is None:
+        from bpfobj.sys import attach_attr  # (not imported by tools attaching tracepoints)
+
         if map is not None or map_fd is not None:
             link_info = attach_attr.iter_link_info_map(int(map.fd if map is not None
                                                            else map_fd or 0))
