@@ -15,6 +15,9 @@ Pure table and functions: no ELF parsing, no kernel access.
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING, Any
+
 from bpfobj import enums, records
 from bpfobj.errors import SpecError
 from bpfobj.uapi import AttachType, ProgType
@@ -171,14 +174,17 @@ class SecDef:
         return sec_def_matches(self, sec_name)
 
 
+_Row = tuple[str, ProgType, AttachType | None, SecFlag, AttachKind]
+
+
 def _d(
     prefix: str,
     prog_type: ProgType,
     attach: AttachType | None,
     flags: SecFlag,
     kind: AttachKind,
-) -> SecDef:
-    return SecDef(prefix, prog_type, attach, flags, kind)
+) -> _Row:
+    return (prefix, prog_type, attach, flags, kind)
 
 
 _P = ProgType
@@ -190,8 +196,10 @@ _K = AttachKind
 #: libbpf.c ``section_defs[]`` of Linux 6.12 / libbpf v1.5, in the same order: the first
 #: matching entry wins (find_sec_def()), so e.g. "sk_reuseport/migrate" precedes
 #: "sk_reuseport", "xdp.frags/devmap" precedes "xdp.frags", and "cgroup/sock_create"
-#: precedes "cgroup/sock".
-SECTION_DEFS: tuple[SecDef, ...] = (
+#: precedes "cgroup/sock". The rows become `SecDef` records when first needed (see
+#: `SECTION_DEFS`): a tool opening one object matches a few names, and building all 107
+#: records at import cost ~1 ms of its start-up.
+_ROWS: tuple[_Row, ...] = (
     _d("socket", _P.SOCKET_FILTER, None, _F.NONE, _K.SOCKET),
     _d("sk_reuseport/migrate", _P.SK_REUSEPORT, _A.SK_REUSEPORT_SELECT_OR_MIGRATE, _F.ATTACHABLE, _K.SK_REUSEPORT),
     _d("sk_reuseport", _P.SK_REUSEPORT, _A.SK_REUSEPORT_SELECT, _F.ATTACHABLE, _K.SK_REUSEPORT),
@@ -298,10 +306,39 @@ SECTION_DEFS: tuple[SecDef, ...] = (
 
 del _P, _A, _F, _K
 
+_DEFS: list[SecDef | None] = [None] * len(_ROWS)
+
+
+def _sec_def(index: int) -> SecDef:
+    """The `SecDef` of row `index` (one object per row, as in `SECTION_DEFS`)."""
+    sec_def = _DEFS[index]
+    if sec_def is None:
+        sec_def = _DEFS[index] = SecDef(*_ROWS[index])
+    return sec_def
+
+
+if TYPE_CHECKING:
+    #: The table as `SecDef` records, in libbpf's order.
+    SECTION_DEFS: tuple[SecDef, ...]
+
+
+@functools.cache
+def _all_defs() -> tuple[SecDef, ...]:
+    return tuple(_sec_def(i) for i in range(len(_ROWS)))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SECTION_DEFS":
+        return _all_defs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def sec_def_matches(sec_def: SecDef, sec_name: str) -> bool:
     """libbpf.c sec_def_matches(): does `sec_name` (no ``?``) select `sec_def`?"""
-    pfx = sec_def.prefix
+    return _prefix_matches(sec_def.prefix, sec_name)
+
+
+def _prefix_matches(pfx: str, sec_name: str) -> bool:
     # "type/" always has to have proper SEC("type/extras") form
     if pfx.endswith("/"):
         return sec_name.startswith(pfx)
@@ -320,9 +357,9 @@ def find_sec_def(sec_name: str) -> SecDef | None:
 
     (libbpf consults custom defs from libbpf_register_prog_handler() first; bpfobj has none.)
     """
-    for sec_def in SECTION_DEFS:
-        if sec_def_matches(sec_def, sec_name):
-            return sec_def
+    for index, row in enumerate(_ROWS):
+        if _prefix_matches(row[0], sec_name):
+            return _sec_def(index)
     return None
 
 
@@ -412,7 +449,7 @@ def parse_section(name: str) -> ProgramSection | None:
 
 def _supported_names(attachable_only: bool = False) -> str:
     # libbpf_get_type_names(): the table's patterns, for the error hint
-    return " ".join(d.prefix for d in SECTION_DEFS if d.attachable or not attachable_only)
+    return " ".join(d.prefix for d in _all_defs() if d.attachable or not attachable_only)
 
 
 def prog_type_by_name(name: str) -> tuple[ProgType, AttachType | None]:
