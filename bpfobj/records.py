@@ -165,6 +165,7 @@ def _lazy_init(cls: type) -> Callable[..., None]:
     fs: tuple[Field, ...] = cls.__dict__["__record_fields__"]
     kw_only: bool = cls.__dict__["__record_kw_only__"]
     names = frozenset(f.name for f in fs)
+    ordered = tuple(f.name for f in fs)
     setter = object.__setattr__
     built = 0
 
@@ -175,6 +176,15 @@ def _lazy_init(cls: type) -> Callable[..., None]:
             init = _compile_init(cls)
             type.__setattr__(cls, "__init__", init)
             init(self, *args, **kwargs)
+            return
+        # Every field given, all by position or all by keyword: nothing to check or default.
+        if not kwargs and len(args) == len(ordered) and not kw_only:
+            for name, value in zip(ordered, args):
+                setter(self, name, value)
+            return
+        if not args and len(kwargs) == len(ordered) and kwargs.keys() == names:
+            for name in ordered:
+                setter(self, name, kwargs[name])
             return
         if args and (kw_only or len(args) > len(fs)):
             allowed = 0 if kw_only else len(fs)
