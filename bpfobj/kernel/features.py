@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno as _errno
 import json
 import os
-import resource
 import struct
 import zlib
 from _thread import allocate_lock
@@ -556,6 +555,8 @@ def bump_memlock_rlimit(features: Features) -> None:
     to infinity, as libbpf bump_rlimit_memlock() does."""
     if features.memcg_account:
         return
+    import resource  # here: kernels since 5.11 never need it
+
     try:
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     except (ValueError, OSError):
