@@ -1,0 +1,73 @@
+"""A tracing tool's start-up path stays lean (see README "Start-up cost").
+
+A fresh child process opens and prepares a CO-RE object against the running kernel's BTF
+and imports the modules the rest of the way to "attached" needs (loading, a tracepoint
+attach, a ring buffer; unprivileged, so they are not run). It must not import modules only
+other paths need, and no bpfobj code may call compile(): a process's first compile()
+builds the ast module's ~120 classes (~3.5 ms).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import objects
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = textwrap.dedent(
+    r"""
+    import builtins, json, sys, traceback
+
+    callers = []
+    _compile = builtins.compile
+
+    def compile(*args, **kwargs):
+        ours = [f.filename for f in traceback.extract_stack()[:-1] if "/bpfobj/" in f.filename]
+        if ours:
+            callers.append(ours[-1])  # the innermost bpfobj frame
+        return _compile(*args, **kwargs)
+
+    builtins.compile = compile
+
+    from bpfobj import BpfObject
+    from bpfobj.attach import attach_all
+    from bpfobj.ringbuf import RingBuffer
+    import bpfobj.attach.tracing, bpfobj.btf.fixup, bpfobj.kernel.features, bpfobj.loader
+
+    obj = BpfObject.open(sys.argv[1])
+    obj.prepare()
+    print(json.dumps({"modules": sorted(sys.modules), "compile_callers": callers}))
+    """
+)
+
+# Imported by other paths only (the disassembler, other attach kinds, logging...).
+NOT_ON_THE_PATH = {
+    "ast", "hashlib", "inspect", "logging", "threading", "elftools",
+    "bpfobj.insn.disasm", "bpfobj.insn.opcodes", "bpfobj.sys.attach_attr",
+    "bpfobj.attach.kprobe", "bpfobj.attach.uprobe", "bpfobj.attach.net", "bpfobj.cli",
+}
+# compile() callers known today: typing.NamedTuple validates the string annotations of
+# bpfobj.btf.reader's BtfHeader with compile() (the functional NamedTuple form avoids it).
+KNOWN_CALLERS = ("bpfobj/btf/reader.py",)
+
+
+def test_tracing_tool_start_up_path(bpf_build: objects.BuildFn) -> None:
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("needs /sys/kernel/btf/vmlinux as target BTF (CONFIG_DEBUG_INFO_BTF)")
+    path = bpf_build("real_execsnoop.c", vmlinux=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    modules = set(result["modules"])
+    assert {"bpfobj.prepare", "bpfobj.core.engine", "bpfobj.attach.tracing"} <= modules
+    assert not modules & NOT_ON_THE_PATH
+    assert not {m for m in modules if m.startswith("elftools")}
+    callers = set(result["compile_callers"])
+    assert not {c for c in callers if not c.endswith(KNOWN_CALLERS)}, callers
