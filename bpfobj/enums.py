@@ -16,6 +16,7 @@ silently wins, for one); tests/test_enums.py compares every table with its stand
 from __future__ import annotations
 
 import enum
+import types
 from typing import Any
 
 __all__ = ["Enum", "IntEnum", "IntFlag", "StrEnum", "TableType"]
@@ -37,8 +38,30 @@ class TableType(enum.EnumType):
     def __new__(metacls, cls: str, bases: tuple[type, ...], classdict: Any, **kwds: Any) -> Any:
         if type(classdict) is dict and not kwds:
             (base,) = bases  # a table derives from one base (its members' type)
-            return _simple_enum(base)(type(cls, (), classdict))
+            table = _simple_enum(base)(type(cls, (), classdict))
+            _store_members(table)
+            return table
         return super().__new__(metacls, cls, bases, classdict, **kwds)
+
+
+def _store_members(table: type[enum.Enum]) -> None:
+    """Store each member itself as the class attribute of its name, as a class statement
+    does: _simple_enum (3.11) stores an `enum.property` that looks the member up, which
+    makes ``BtfKind.STRUCT`` 4x slower to read (~450 ns). Like the standard path
+    (`enum._proto_member.__set_name__`), a name a base defines as a descriptor keeps the
+    property."""
+    mro = table.__mro__[1:]
+    for name, member in table._member_map_.items():
+        if table.__dict__.get(name) is member:
+            continue  # already stored (newer Pythons)
+        for base in mro:
+            descriptor = base.__dict__.get(name)
+            if descriptor is not None and (
+                    isinstance(descriptor, types.DynamicClassAttribute)
+                    or all(hasattr(descriptor, a) for a in ("fget", "fset", "fdel"))):
+                break
+        else:
+            type.__setattr__(table, name, member)  # (EnumType.__setattr__ refuses members)
 
 
 class Enum(enum.Enum, metaclass=TableType):

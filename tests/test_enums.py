@@ -63,6 +63,8 @@ def test_table_matches_the_standard_build(cls: type[enum.Enum]) -> None:
         assert format(member) == format(twin) and f"{member:>12}" == f"{twin:>12}"
         assert hash(member) == hash(twin)
         assert cls[name] is member and getattr(cls, name) is member
+        # stored as the class attribute itself (fast to read), like the standard build
+        assert (vars(cls).get(name) is member) == (vars(std).get(name) is twin)
         assert cls(member.value) is cls(twin.value)
         assert pickle.loads(pickle.dumps(member)) is member
     if issubclass(cls, enum.Flag):
