@@ -94,25 +94,28 @@ def _is_classvar(annotation: object) -> bool:
 
 def _collect(cls: type, kw_only: bool) -> tuple[Field, ...]:
     own: list[Field] = []
+    own_names: set[str] = set()
+    namespace = cls.__dict__
     # Own annotations only (not inherited); inspect.get_annotations would import inspect.
     for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063
         if _is_classvar(annotation):
             continue
-        value = cls.__dict__.get(name, NOTHING)
+        value = namespace.get(name, NOTHING)
         own.append(value.named(name) if isinstance(value, Field) else Field(name, value))
-    own_names = {f.name for f in own}
+        own_names.add(name)
     inherited: list[Field] = []
-    seen: set[str] = set()
-    for base in reversed(cls.__mro__[1:]):
-        for f in base.__dict__.get("__record_fields__", ()):
-            if f.name not in own_names and f.name not in seen:
-                seen.add(f.name)
-                inherited.append(f)
+    if len(cls.__mro__) > 2:  # a base other than object may carry fields
+        seen: set[str] = set()
+        for base in reversed(cls.__mro__[1:]):
+            for f in base.__dict__.get("__record_fields__", ()):
+                if f.name not in own_names and f.name not in seen:
+                    seen.add(f.name)
+                    inherited.append(f)
     result = (*inherited, *own)
     if not kw_only:
         defaulted = None
         for f in result:
-            if f.has_default:
+            if f.default is not NOTHING or f.factory is not None:
                 defaulted = f.name
             elif defaulted is not None:
                 raise TypeError(f"{cls.__qualname__}: mandatory field {f.name!r} follows "
@@ -271,17 +274,25 @@ def _order(op: str) -> Callable[[Any, Any], Any]:
 
 def _build(cls: type, *, is_frozen: bool, kw_only: bool, order: bool) -> type:
     fs = _collect(cls, kw_only)
-    base_slots = {s for b in cls.__mro__[1:] for s in b.__dict__.get("__slots__", ())}
-    namespace = {k: v for k, v in cls.__dict__.items()
-                 if k not in ("__dict__", "__weakref__")}
+    base_slots = {s for b in cls.__mro__[1:-1] for s in b.__dict__.get("__slots__", ())}
+    namespace = dict(cls.__dict__)
+    namespace.pop("__dict__", None)
+    namespace.pop("__weakref__", None)
+    slots, repr_names, eq_names = [], [], []
     for f in fs:
         namespace.pop(f.name, None)  # a class attribute would shadow the slot
-    namespace["__slots__"] = tuple(f.name for f in fs if f.name not in base_slots)
+        if f.name not in base_slots:
+            slots.append(f.name)
+        if f.repr:
+            repr_names.append(f.name)
+        if f.eq:
+            eq_names.append(f.name)
+    namespace["__slots__"] = tuple(slots)
     namespace["__record_fields__"] = fs
     namespace["__record_frozen__"] = is_frozen
     namespace["__record_kw_only__"] = kw_only
-    namespace["__record_repr__"] = tuple(f.name for f in fs if f.repr)
-    namespace["__record_eq_key__"] = staticmethod(_key(tuple(f.name for f in fs if f.eq)))
+    namespace["__record_repr__"] = tuple(repr_names)
+    namespace["__record_eq_key__"] = staticmethod(_key(tuple(eq_names)))
     if namespace.get("__hash__", NOTHING) is None and "__eq__" in namespace:
         del namespace["__hash__"]  # set implicitly by a class-level __eq__
     namespace.setdefault("__repr__", _repr)
