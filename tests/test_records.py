@@ -58,7 +58,11 @@ def build_many(n: int) -> list[Child]:
     return [Child(i, f"c{i}", 8, tags=("a",)) for i in range(n)]
 
 
-@pytest.mark.parametrize("n", [1, 100])  # the generic __init__, then the compiled one
+# 1 instance: the generic __init__; more than records._COMPILE_AFTER: the compiled one.
+MANY = 2 * records._COMPILE_AFTER
+
+
+@pytest.mark.parametrize("n", [1, MANY])
 def test_init_binds_positional_keyword_and_defaults(n: int) -> None:
     c = build_many(n)[-1]
     assert (c.id, c.name, c.size, c.tags, c.cache) == (n - 1, f"c{n - 1}", 8, ("a",), [])
@@ -67,7 +71,24 @@ def test_init_binds_positional_keyword_and_defaults(n: int) -> None:
     assert type(c).kind == "child"
 
 
-@pytest.mark.parametrize("n", [1, 100])
+
+def test_generic_init_with_every_field_given() -> None:
+    @records.frozen
+    class Pair:
+        a: int
+        b: str = "b"
+
+    p, q = Pair(1, "x"), Pair(b="y", a=2)  # all positional / all keyword
+    assert (p.a, p.b, q.a, q.b) == (1, "x", 2, "y")
+    assert Pair(3).b == "b" and Pair(a=4).b == "b"
+    with pytest.raises(TypeError):
+        Pair(1, "x", 3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Pair(a=1, c=2)  # type: ignore[call-arg]
+    with pytest.raises(FrozenInstanceError):
+        p.a = 5  # type: ignore[misc]
+
+@pytest.mark.parametrize("n", [1, MANY])
 def test_init_rejects_bad_calls(n: int) -> None:
     build_many(n)
     with pytest.raises(TypeError):
