@@ -31,9 +31,9 @@ import errno as _errno
 import io
 import os
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from bpfobj.closing import Closing
 from bpfobj.errors import BpfObjError, NotSupportedError, PhaseError, SyscallError
 from bpfobj.sys import attr
 from bpfobj.sys.attach_attr import LinkType
@@ -59,7 +59,7 @@ def link_info(fd: int) -> dict[str, Any]:
     return {"type": ltype, "id": int(info.id), "prog_id": int(info.prog_id)}
 
 
-class Link:
+class Link(Closing):
     """An attachment; see the module docstring for what it owns.
 
     `kind` names the attach kind (``"tracepoint"``, ``"xdp"``...; `AttachKind` values),
@@ -333,13 +333,6 @@ class Link:
         self._undo.clear()
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         prog = f" {self.program.name!r}" if self.program is not None else ""

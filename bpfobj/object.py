@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import enum
 import os
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bpfobj.closing import Closing
 from bpfobj.errors import BpfObjError, InternalError, PhaseError, SpecError
 from bpfobj.sys.guard import offline
 
@@ -117,7 +117,7 @@ def guarded_open(data: bytes, name: str, page_size: int | None = None) -> Object
         ) from exc
 
 
-class BpfObject:
+class BpfObject(Closing):
     """A BPF object file going through open -> prepare -> create_maps -> load."""
 
     def __init__(self, spec: ObjectSpec, path: str | None = None, data: bytes = b"") -> None:
@@ -500,15 +500,6 @@ class BpfObject:
         """Close every program, map and BTF fd of the object (pins stay)."""
         self._release()
         self.phase = Phase.CLOSED
-
-    def __enter__(self) -> BpfObject:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<BpfObject {self._spec.name!r} {self.phase.name.lower()}>"

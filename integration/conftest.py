@@ -252,16 +252,15 @@ def bpf_arch_options() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def prebuilt_helper() -> Callable[[str], Path | None]:
-    """``prebuilt_helper(name)``: in a guest, the helper program (tests/userprogs) the host
-    built for the guest's arch, skipping naming it when it is missing; None on the host
-    (the tests build it themselves)."""
+def helper_program() -> Callable[[str], Path]:
+    """``helper_program(name)``: the helper program `name` of `integration.vm.HELPERS`
+    (tests/userprogs) that uprobes and USDT attach to: in a guest the one the host built for
+    the guest's arch, on the host built here with gcc; skipping, naming it, when it is
+    missing or cannot be built."""
 
-    def lookup(name: str) -> Path | None:
-        if not IN_VM:
-            return None
+    def lookup(name: str) -> Path:
         try:
-            return vm.prebuilt_helper(name)
+            return vm.prebuilt_helper(name) if IN_VM else vm.host_helper(name)
         except LookupError as exc:
             pytest.skip(str(exc))
 

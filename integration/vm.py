@@ -1487,6 +1487,19 @@ def prebuilt_helper(name: str, arch: str | None = None) -> Path:
                       f"for {arch_name} is missing: run `python -m integration.vm prebuild`")
 
 
+def host_helper(name: str) -> Path:
+    """On the host: the helper program `name` (HELPERS) built for this machine's arch with
+    its gcc, as `prebuild` builds it (cached by source mtime). Raises LookupError when
+    there is no gcc, RuntimeError when it fails."""
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        raise LookupError(f"gcc is not installed (the helper binary {name}, "
+                          f"tests/userprogs/{HELPERS[name][0]}, is built with it)")
+    entry = _build_helper(arch_named(running_arch()), name)
+    if "path" not in entry:
+        raise RuntimeError(f"cannot build the helper binary {name}: {entry['error']}")
+    return ROOT / str(entry["path"])
+
+
 # -- booting --------------------------------------------------------------------------------
 
 
