@@ -28,10 +28,15 @@ def obj(bpf_build, pin_root: str) -> Iterator[BpfObject]:
         yield o
 
 
+ARGS = struct.Struct("<IIQQQ")
+"""load_maps.c's struct args (key, pad, value, out, out2): update_maps and read_inner read it
+from the test packet and write out and out2 back into it."""
+
+
 def _update(o: BpfObject, key: int, value: int) -> tuple[int, bytes]:
-    """Run the syscall program update_maps(key, value)."""
-    res = o.programs["update_maps"].test_run(ctx=struct.pack("<IIQQQ", key, 0, value, 0, 0))
-    return res.retval, res.ctx
+    """Run update_maps(key, value): the return value and the packet (struct args) after."""
+    res = o.programs["update_maps"].test_run(ARGS.pack(key, 0, value, 0, 0))
+    return res.retval, res.data
 
 
 def _packet(key: int, value: int) -> bytes:
@@ -87,9 +92,9 @@ def test_rodata_set_before_load_then_frozen(bpf_build, pin_root: str) -> None:
         o.rodata.greeting = "howdy"
         assert o.rodata.multiplier == 11
         o.load(pin_root=pin_root)
-        retval, ctx = _update(o, 1, 2)
+        retval, args = _update(o, 1, 2)
         assert retval == 22
-        assert struct.unpack("<IIQQQ", ctx)[4] == ord("h")
+        assert ARGS.unpack(args)[4] == ord("h")
         assert o.rodata.multiplier == 11 and o.rodata.greeting == b"howdy"
         rodata = o.maps[".rodata"]
         assert rodata.frozen
@@ -259,8 +264,8 @@ def test_map_in_map_initial_values(obj: BpfObject) -> None:
     run = obj.programs["read_inner"]
 
     def read(key: int) -> tuple[int, int, int]:
-        res = run.test_run(ctx=struct.pack("<IIQQQ", key, 0, 0, 0, 0))
-        return res.retval, *struct.unpack("<IIQQQ", res.ctx)[3:]
+        res = run.test_run(ARGS.pack(key, 0, 0, 0, 0))
+        return res.retval, *ARGS.unpack(res.data)[3:]
 
     assert read(0) == (0, 111, 222)
     assert read(2) == (0, 222, 222)
