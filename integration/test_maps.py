@@ -13,6 +13,7 @@ import pytest
 from bpfobj import BpfObject
 from bpfobj.errors import PhaseError, SpecError, SyscallError
 from bpfobj.maps import possible_cpus
+from bpfobj.ringbuf import RingBuffer
 from bpfobj.sys import attr, bpffs
 from bpfobj.sys.syscall import Cmd, bpf_fd
 from bpfobj.uapi import MapType
@@ -195,6 +196,16 @@ def test_lru_hash_evicts(obj: BpfObject) -> None:
     for k in range(2000):
         lru[k] = k
     assert 0 < len(lru) <= lru.max_entries
+
+
+def test_ring_buffer_events(obj: BpfObject) -> None:
+    """update_maps submits one event a run (from XDP: ring buffers work in any program)."""
+    with RingBuffer(obj.maps["events"]) as rb:  # struct event is not in the object's BTF
+        assert rb.read(0) == []
+        _update(obj, 2, 5)
+        _update(obj, 7, 1)
+        events = [struct.unpack("<IIQ", record) for record in rb.read(1)]
+        assert events == [(2, 0, 15), (7, 0, 3)]
 
 
 # -- LPM, queue, stack, bloom filter -------------------------------------------------------
