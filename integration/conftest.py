@@ -58,7 +58,7 @@ ARCH = vm.running_arch()
 # and the version that brings it (the test modules' own skips cover the rest).
 
 OBJECT_NEEDS: dict[str, tuple[tuple[int, int], str]] = {
-    "load_maps.c": ((5, 14), 'SEC("syscall") programs (BPF_PROG_TYPE_SYSCALL)'),
+    "load_syscall.c": ((5, 14), 'a SEC("syscall") program (BPF_PROG_TYPE_SYSCALL)'),
     "obj_bloom.c": ((5, 16), "a BPF_MAP_TYPE_BLOOM_FILTER map"),
     "load_externs.c": ((5, 14), 'a SEC("syscall") program (BPF_PROG_TYPE_SYSCALL)'),
     "attach_cookie.c": ((5, 15), "BPF cookies (bpf_get_attach_cookie)"),

@@ -125,12 +125,25 @@ def test_tc_program_test_run(bpf_build, pin_root: str) -> None:
         assert obj.maps["array_map"][1] == 100
 
 
-def test_syscall_program_context_round_trip(bpf_build, pin_root: str) -> None:
+def test_xdp_program_packet_round_trip(bpf_build, pin_root: str) -> None:
+    """update_maps reads its arguments from the packet and writes its results into it."""
     with BpfObject.open(bpf_build("load_maps.c")) as obj:
         obj.rodata.multiplier = 7
         obj.load(pin_root=pin_root)
+        packet = struct.pack("<IIQQQ", 3, 0, 6, 0, 0)
+        result = obj.programs["update_maps"].test_run(packet)
+        assert result.retval == 42
+        key, _, value, out, out2 = struct.unpack("<IIQQQ", result.data)
+        assert (key, value, out, out2) == (3, 6, 1, ord("h"))
+
+
+def test_syscall_program_context_round_trip(bpf_build) -> None:
+    """A SEC("syscall") program gets its context from the test run and writes into it."""
+    with BpfObject.open(bpf_build("load_syscall.c")) as obj:
+        obj.rodata.multiplier = 7
+        obj.load()
         ctx = struct.pack("<IIQQQ", 3, 0, 6, 0, 0)
-        result = obj.programs["update_maps"].test_run(ctx=ctx)
+        result = obj.programs["args_round_trip"].test_run(ctx=ctx)
         assert result.retval == 42
         key, _, value, out, out2 = struct.unpack("<IIQQQ", result.ctx)
         assert (key, value, out, out2) == (3, 6, 1, ord("h"))
@@ -340,8 +353,8 @@ def test_create_maps_then_load(bpf_build, pin_root: str) -> None:
         assert obj.phase is Phase.MAPS_CREATED
         maps["hash_map"][9] = {"count": 1, "sum": 2}
         obj.load()
-        ctx = struct.pack("<IIQQQ", 9, 0, 1, 0, 0)
-        obj.programs["update_maps"].test_run(ctx=ctx)
+        packet = struct.pack("<IIQQQ", 9, 0, 1, 0, 0)
+        obj.programs["update_maps"].test_run(packet)
         assert obj.maps["hash_map"][9] == {"count": 2, "sum": 5}
 
 

@@ -1256,6 +1256,7 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
     objects = [GuestObject(source, {"vmlinux": True}) for source in REAL_SOURCES]
     objects += [
         GuestObject("load_maps.c"),
+        GuestObject("load_syscall.c"),
         GuestObject("load_externs.c"),
         GuestObject("load_fail.c", {"vmlinux": True}),
         GuestObject("load_tracepoints.c"),
