@@ -60,7 +60,6 @@ ARCH = vm.running_arch()
 OBJECT_NEEDS: dict[str, tuple[tuple[int, int], str]] = {
     "load_syscall.c": ((5, 14), 'a SEC("syscall") program (BPF_PROG_TYPE_SYSCALL)'),
     "obj_bloom.c": ((5, 16), "a BPF_MAP_TYPE_BLOOM_FILTER map"),
-    "load_externs.c": ((5, 14), 'a SEC("syscall") program (BPF_PROG_TYPE_SYSCALL)'),
     "attach_cookie.c": ((5, 15), "BPF cookies (bpf_get_attach_cookie)"),
     "attach_usdt.c": ((5, 15), "BPF cookies (USDT attach passes each site's spec as cookie)"),
     "real_subprogs.c": ((5, 17), "bpf_loop()"),
