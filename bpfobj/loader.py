@@ -165,10 +165,16 @@ def _map_error(exc: BpfObjError, m: MapSpec, obj: str | None) -> BpfObjError:
 
 
 def _create_map(m: MapSpec, features: Features, btf_fd: Fd | None, max_entries: int,
-                obj: str | None) -> Fd:
+                obj: str | None, prepared: PreparedObject | None = None) -> Fd:
     """One BPF_MAP_CREATE (libbpf bpf_object__create_map()), inner template included."""
     if m.type == MapType.STRUCT_OPS:
-        raise NotSupportedError(f"struct_ops map {m.name!r} is not supported yet", obj=obj)
+        plan = prepared.struct_ops.get(m.name) if prepared is not None else None
+        if plan is None:
+            raise SpecError(f"struct_ops map {m.name!r} was not prepared", obj=obj,
+                            hint="prepare the object (against the running kernel's BTF)")
+        from bpfobj.structops_map import create_struct_ops_map
+
+        return create_struct_ops_map(m, plan, features, btf_fd, obj)
     maptypes.check_create(m, have_btf=btf_fd is not None, obj=obj)
     flags = m.flags
     if flags & BPF_F_MMAPABLE and not features.mmapable_maps:
@@ -281,7 +287,13 @@ def create_maps(
     pinned_here: list[str] = []
     ok = False
     try:
+        if prepared.struct_ops:
+            from bpfobj.structops_map import check_running_kernel
+
+            check_running_kernel(prepared)
         for m in prepared.maps:
+            if not m.autocreate:
+                continue
             max_entries = m.max_entries
             if m.type == MapType.PERF_EVENT_ARRAY and not max_entries:
                 from bpfobj.maps import possible_cpus
@@ -297,10 +309,12 @@ def create_maps(
                 reused = fd is not None
             try:
                 if fd is None:
-                    fd = _create_map(m, features, btf_fd, max_entries, obj)
+                    fd = _create_map(m, features, btf_fd, max_entries, obj, prepared)
                 mp = maptypes.map_class(m.type)(m, fd, btf=btf, max_entries=max_entries,
                                                 reused=reused, obj=obj)
                 maptypes.after_create(mp)
+                if m.type == MapType.STRUCT_OPS:
+                    mp.plan = prepared.struct_ops.get(m.name)  # type: ignore[attr-defined]
             except BpfObjError as exc:
                 if fd is not None:
                     fd.close()
@@ -528,6 +542,10 @@ def load(
                     with contextlib.suppress(SyscallError):
                         bpf(Cmd.PROG_BIND_MAP, attr.prog_bind_map(loaded[name].fd, map_fd))
         _init_prog_arrays(prepared, maps, loaded, obj)
+        if prepared.struct_ops:
+            from bpfobj.structops_map import init_struct_ops_values
+
+            init_struct_ops_values(prepared, maps, loaded)
         ok = True
         return loaded
     finally:
@@ -561,13 +579,10 @@ def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
     if ps.type == ProgType.UNSPEC:
         raise SpecError(f"program {pp.name!r} has no type: section {ps.section!r} is unknown",
                         obj=obj, program=pp.name, section=ps.section)
-    if ps.type == ProgType.STRUCT_OPS:
-        raise NotSupportedError("struct_ops programs are not supported yet", obj=obj,
-                                program=pp.name)
     fd_array: list[int] = []
     insns = _patched_insns(pp, maps, externs, fd_array, obj)
     sec_def = ps.sec_def
-    expected = ps.expected_attach_type
+    expected: AttachType | int | None = ps.expected_attach_type
     if expected is not None and sec_def is not None and sec_def.exp_attach_opt \
             and not features.exp_attach_type:
         expected = None
@@ -580,7 +595,18 @@ def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
         prog_flags |= attr.BPF_F_XDP_HAS_FRAGS
     attach_btf_id = 0
     attach_obj_fd: Fd | None = None
-    if sec_def is not None and sec_def.attach_btf:
+    if ps.type == ProgType.STRUCT_OPS:
+        # libbpf bpf_map__init_kern_struct_ops(): the kernel struct and the member index,
+        # from prepare
+        so = pp.struct_ops
+        if so is None:
+            from bpfobj.structops import unreferenced_error
+
+            raise unreferenced_error(externs.prepared.spec, ps)
+        attach_btf_id, expected = so.attach_btf_id, so.member_index
+        if so.module is not None:
+            attach_obj_fd = externs.module_fd(so.module).dup()
+    elif sec_def is not None and sec_def.attach_btf:
         if ps.type == ProgType.EXT:
             raise NotSupportedError(
                 f"freplace program {pp.name!r} needs a target program fd", obj=obj,
@@ -590,7 +616,8 @@ def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
                             obj=obj, program=pp.name,
                             hint=f'write SEC("{sec_def.base.rstrip("/")}/<target>")')
         try:
-            attach_btf_id, module = find_attach_btf_id(ps.attach_target, expected)
+            attach_btf_id, module = find_attach_btf_id(
+                ps.attach_target, expected if isinstance(expected, AttachType) else None)
         except BpfObjError as exc:
             raise exc.with_context(obj=obj, program=pp.name, section=ps.section) from None
         if module is not None:
