@@ -40,7 +40,7 @@ def attach_lirc(program: Program, device: str | int | None = None, **_: Any) -> 
 def attach_struct_ops(program: Program, **_: Any) -> Link:
     """struct_ops programs are not attached one by one: the kernel calls them once their
     struct_ops map is registered (`attach_struct_ops_map`)."""
-    so = program.prepared.struct_ops
+    so = getattr(getattr(program, "prepared", None), "struct_ops", None)
     maps = ", ".join(repr(m) for m in so.maps) if so is not None else ""
     how = (f"obj.maps[{so.maps[0]!r}].attach_struct_ops()" if so is not None
            else "obj.maps[<the struct_ops variable>].attach_struct_ops()")

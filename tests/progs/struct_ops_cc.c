@@ -3,7 +3,8 @@
  *
  * No vmlinux.h: the local struct tcp_congestion_ops declares only the members it sets, in
  * another order than the kernel's, as libbpf matches members by name. Variants (-D):
- *   NO_LINK          only the plain .struct_ops map (libbpf 1.1 has no .struct_ops.link)
+ *   NO_LINK          only the plain .struct_ops map, with .init too (libbpf 1.1 has no
+ *                    .struct_ops.link)
  *   OPTIONAL_MAP     the plain map in SEC("?.struct_ops") (not created by default)
  *   EXTRA_MEMBER=V   a member the kernel lacks, set to V (0: allowed, skipped)
  *   UNREFERENCED     a struct_ops program no map uses
@@ -115,6 +116,9 @@ struct tcp_congestion_ops cc_plain = {
 	.cong_avoid = (void *)cc_cong_avoid,
 	.undo_cwnd = (void *)UNDO,
 	.name = CC_PLAIN_NAME,
+#ifdef NO_LINK
+	.init = (void *)cc_init,
+#endif
 };
 
 char LICENSE[] SEC("license") = "GPL";
