@@ -23,7 +23,7 @@ uprobe_multi       uprobe.attach_uprobe_multi                  binary, pattern, 
 usdt               usdt.attach_usdt                            binary, provider, name, pid
 tracepoint         tracing.attach_tracepoint                   category, name
 raw_tp             tracing.attach_raw_tp                       name
-tracing            tracing.attach_trace                        cookie, target_prog_fd
+tracing            tracing.attach_trace                        cookie, target_prog_fd (freplace)
 lsm                tracing.attach_lsm                          cookie
 iter               tracing.attach_iter                         map, task_pid, cgroup_fd ...
 perf_event         perf_event.attach_perf_event                perf_fd, cpus, sample_freq
@@ -49,6 +49,9 @@ syscall            misc.attach_syscall                         (never attached: 
 struct_ops programs run when the map holding them is registered:
 ``obj.maps["my_ops"].attach_struct_ops()`` (libbpf bpf_map__attach_struct_ops()); `attach_all`
 registers every struct_ops map after the programs, like libbpf's skeleton attach.
+An freplace program attaches to the target given before load
+(``obj.set_attach_target(name, target_program)``), or to ``target_prog_fd`` +
+``target_btf_id``.
 """
 
 from __future__ import annotations
