@@ -40,6 +40,7 @@ from bpfobj.sys.attach_attr import LinkType
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd
 
 if TYPE_CHECKING:
+    from bpfobj.maps import Map
     from bpfobj.programs import Program
 
 __all__ = ["Link", "LinkType", "link_info"]
@@ -78,11 +79,13 @@ class Link(Closing):
         perf_attached: bool = False,
         undo: Iterable[Callable[[], None]] = (),
         parts: Sequence[Link] = (),
+        map: Map | None = None,
     ) -> None:
         self._fd = fd
         self.kind = kind
         self.target = target
         self.program = program
+        self.map = map  # the struct_ops map a struct_ops link registered
         self._bpf_link = bpf_link and not perf_attached and fd is not None
         self._perf_fd = perf_fd
         # the fd is a perf event the program was attached to with PERF_EVENT_IOC_SET_BPF
@@ -236,6 +239,28 @@ class Link(Closing):
                     hint="detach this link and attach the new program") from None
             raise
         self.program = program
+
+    def update_map(self, map: Map) -> None:
+        """Swap the struct_ops map behind a struct_ops link for `map` (libbpf
+        bpf_link__update_map(): the new map's value is written, then BPF_LINK_UPDATE with
+        it; Linux 6.4+). Only for links of ``.struct_ops.link`` maps."""
+        from bpfobj.structops_map import StructOpsMap, not_ready
+
+        fd = self._require_bpf_link("update the map of")
+        if self.kind != "struct_ops" or not isinstance(map, StructOpsMap) or not map.is_link:
+            raise NotSupportedError(
+                f"cannot swap map {map.name!r} into this {self.kind} link",
+                hint="update_map() takes a .struct_ops.link map, on a struct_ops link")
+        if map.value is None:
+            raise not_ready(map)
+        try:
+            map.update_raw(b"\0\0\0\0", map.value)
+        except SyscallError as exc:
+            if exc.errno != _errno.EBUSY:  # set before: libbpf skips EBUSY too
+                raise
+        bpf(Cmd.LINK_UPDATE, attr.link_update(fd, map.fd),
+            what=f"cannot swap struct_ops map {map.name!r} into the link")
+        self.map = map
 
     # -- iterators --------------------------------------------------------------------------
 

@@ -101,6 +101,7 @@ GUEST_TESTS = (
     "integration/test_attach.py", "integration/test_core_modes.py", "integration/test_ringbuf.py",
     "integration/test_perfbuf.py", "integration/test_storage.py",
     "integration/test_user_ringbuf.py", "integration/test_arena.py",
+    "integration/test_struct_ops.py", "integration/test_freplace.py",
 )
 GUEST_DESELECT = (
     "test_open_load_close_1000_times_leaks_no_fd",  # fd hygiene, not the kernel: 80 s in TCG
@@ -1246,7 +1247,7 @@ def helper_path(arch: str, name: str, root: Path | None = None) -> Path:
 def guest_objects(arch: Arch) -> list[GuestObject]:
     """The objects the kernel-layer tests in a guest of `arch` build, with the options the
     tests pass (test_load, test_maps, test_storage, test_user_ringbuf, test_arena,
-    test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf). Tests
+    test_struct_ops, test_freplace, test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf). Tests
     keep their C sources under tests/progs (or in a module constant, GENERATED_SOURCES): one
     written into a temporary directory could not be prebuilt, and the test would skip in the
     guests."""
@@ -1278,6 +1279,10 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
             "vmlinux": True, **regs,
             "defines": (f'USDT_TARGET="{usdt_target}"', *regs.get("defines", ())),
         }, regs_btf),
+        GuestObject("struct_ops_cc.c"),
+        GuestObject("struct_ops_kernel.c"),
+        GuestObject("freplace_target.c"),
+        GuestObject("freplace_xdp.c"),
         GuestObject(SANITIZE_SOURCE),
         GuestObject(REGS_SOURCE, {"vmlinux": True, **regs}, regs_btf),
     ]
