@@ -16,6 +16,8 @@ peak RSS (VmHWM) is read half a second later, then it is stopped:
   attach; then the same tool is measured on the tracepoint execsnoop.bpf.c uses
   (BCC_EXECSNOOP_TP: bcc C, compiled at run time, a ring buffer, the same record);
 * libbpf 1.1 (C): bench/harness/startup.c on the same execsnoop.bpf.o.
+* python: the same interpreter importing argparse and json only (what execsnoop.py imports
+  besides bpfobj), no BPF: the floor under any Python tool.
 
 bcc needs kernel headers. This machine's kernel has none (no /lib/modules/$(uname -r)/build,
 no CONFIG_IKHEADERS); `bcc_kernel_source()` then prepares the nearest source tree Debian
@@ -46,7 +48,10 @@ BUILD = ROOT / "build" / "bench"
 EXECSNOOP = ROOT / "examples" / "execsnoop.py"
 EXECSNOOP_OBJ = ROOT / "examples" / "build" / "execsnoop.bpf.o"
 BCC_EXECSNOOP = "/usr/sbin/execsnoop-bpfcc"
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, where python3-bpfcc installs bcc
+SYSTEM_PYTHON = "/usr/bin/python3"
+# The floor under any Python tool: the same interpreter starting and importing what
+# examples/execsnoop.py imports besides bpfobj, then printing its first line.
+PYTHON_FLOOR = "import argparse, json, sys; print('ready', flush=True); sys.stdin.read()"  # Debian's, where python3-bpfcc installs bcc
 BCC_TREE = ROOT / "build" / "bcc-kernel"
 
 # bcc's execsnoop, written for the tracepoint examples/execsnoop.bpf.c uses: Debian's
@@ -219,6 +224,7 @@ def main() -> int:
         spawn_to_attached(ours, warm_env)  # fill the cache
         measure("bpfobj, warm BTF index", ours, warm_env)
 
+    measure("python: start + argparse, json", [sys.executable, "-c", PYTHON_FLOOR], env)
     exe = build_harness()
     if exe is not None:
         measure("libbpf 1.1 (C)", [str(exe), str(EXECSNOOP_OBJ)])
@@ -251,7 +257,7 @@ def main() -> int:
           f"(kernel {os.uname().release}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f})")
     print()
-    print(f"{'tool':<28}{'wall ms':>9}{'CPU ms':>9}{'RSS MB':>9}   ratios (CPU time; RSS)")
+    print(f"{'tool':<32}{'wall ms':>9}{'CPU ms':>9}{'RSS MB':>9}   ratios (CPU time; RSS)")
     bcc = next((r for n, r in results.items() if n.startswith("bcc")), None)
     lib = results.get("libbpf 1.1 (C)")
     for name, rows in results.items():
@@ -260,14 +266,17 @@ def main() -> int:
         if bcc and not name.startswith("bcc"):
             cmp.append(f"{med(bcc, 1) * 1e3 / cpu:.1f}x faster than bcc "
                        f"(wall {med(bcc, 0) * 1e3 / ms:.1f}x), {med(bcc, 2) / rss:.1f}x less RSS")
-        if lib and name.startswith("bpfobj"):
+        if lib and name.startswith(("bpfobj", "python")):
             cmp.append(f"{cpu / (med(lib, 1) * 1e3):.1f}x libbpf (wall "
                        f"{ms / (med(lib, 0) * 1e3):.1f}x), RSS {rss / med(lib, 2):.1f}x")
-        print(f"{name:<28}{ms:>9.1f}{cpu:>9.1f}{rss:>9.1f}   {'; '.join(cmp)}")
+        print(f"{name:<32}{ms:>9.1f}{cpu:>9.1f}{rss:>9.1f}   {'; '.join(cmp)}")
     print()
     print("wall: spawn to the first line, the figure a user waits; CPU: user + system time "
           "of the process\n(it also runs for 0.5 s, idle, after that line), which other load "
           "on the machine does not skew.")
+    print()
+    print("python: no BPF at all, the interpreter and the example's other imports: no Python "
+          "tool starts in less.")
     print()
     print("goals: >= 15x faster than bcc, >= 5x less RSS than bcc, <= 1.0x libbpf (warm)")
     for note in notes:

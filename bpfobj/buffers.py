@@ -3,9 +3,9 @@
 Both own an epoll set over their rings and implement `poll(timeout)` and `consume()`, which
 hand records to callbacks or queue them in ``_pending``. `BufferConsumer` builds the rest on
 those two: the batch API (`read()`, `read_async()`), the iterators (`for r in buf`,
-`records(timeout)`, `async for r in buf`), `fileno()`, and closing (`close()`, the context
-manager, `__del__`). Records an iterator's consumer did not take when it stopped early go
-back to the front of the queue, so none is lost.
+`records(timeout)`, `async for r in buf`), `fileno()`, and `close()` (the context manager
+and `__del__` come from `bpfobj.closing.ClosingOnDel`). Records an iterator's consumer did
+not take when it stopped early go back to the front of the queue, so none is lost.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import select
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from bpfobj.closing import ClosingOnDel
 from bpfobj.errors import PhaseError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ __all__ = ["BufferConsumer", "wait_readable"]
 Record = Any
 
 
-class BufferConsumer(ABC):
+class BufferConsumer(ClosingOnDel, ABC):
     """Base of the ring and perf buffer consumers: everything above `poll()`/`consume()`.
 
     A subclass creates ``_epoll`` (readable when a ring has data), fills ``_pending`` from
@@ -145,19 +145,6 @@ class BufferConsumer(ABC):
     @property
     def closed(self) -> bool:
         return self._epoll is None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 async def wait_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 BPF_OBJ_NAME_LEN = 16
 _MODIFIERS = (BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG)
 _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+STRUCT_OPS_SECTIONS = (".struct_ops", ".struct_ops.link")  # libbpf STRUCT_OPS_SEC, _LINK_SEC
 _LEGACY_MAP_DEF = 20  # struct bpf_map_def: type, key_size, value_size, max_entries, map_flags
 
 
@@ -126,6 +127,13 @@ class _Collector:
         kconfig = self._kconfig_map(externs)
         if kconfig is not None:
             maps[kconfig.name] = kconfig
+        if any(sec.name.lstrip("?") in STRUCT_OPS_SECTIONS for sec in elf.sections):
+            from bpfobj.structops import collect_struct_ops
+
+            for m in collect_struct_ops(self, programs):
+                if m.name in maps:
+                    raise self.error(f"map {m.name!r} is defined twice", section=m.section)
+                maps[m.name] = m
         for m in self._legacy_maps():
             if m.name in maps:
                 raise self.error(f"map {m.name!r} is defined twice", section="maps")

@@ -31,14 +31,15 @@ import errno as _errno
 import io
 import os
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from bpfobj.closing import Closing
 from bpfobj.errors import BpfObjError, NotSupportedError, PhaseError, SyscallError
 from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd
 
 if TYPE_CHECKING:
+    from bpfobj.maps import Map
     from bpfobj.programs import Program
     from bpfobj.sys.attach_attr import LinkType
 
@@ -70,7 +71,7 @@ def link_info(fd: int) -> dict[str, Any]:
     return {"type": ltype, "id": int(info.id), "prog_id": int(info.prog_id)}
 
 
-class Link:
+class Link(Closing):
     """An attachment; see the module docstring for what it owns.
 
     `kind` names the attach kind (``"tracepoint"``, ``"xdp"``...; `AttachKind` values),
@@ -89,11 +90,13 @@ class Link:
         perf_attached: bool = False,
         undo: Iterable[Callable[[], None]] = (),
         parts: Sequence[Link] = (),
+        map: Map | None = None,
     ) -> None:
         self._fd = fd
         self.kind = kind
         self.target = target
         self.program = program
+        self.map = map  # the struct_ops map a struct_ops link registered
         self._bpf_link = bpf_link and not perf_attached and fd is not None
         self._perf_fd = perf_fd
         # the fd is a perf event the program was attached to with PERF_EVENT_IOC_SET_BPF
@@ -249,6 +252,28 @@ class Link:
             raise
         self.program = program
 
+    def update_map(self, map: Map) -> None:
+        """Swap the struct_ops map behind a struct_ops link for `map` (libbpf
+        bpf_link__update_map(): the new map's value is written, then BPF_LINK_UPDATE with
+        it; Linux 6.4+). Only for links of ``.struct_ops.link`` maps."""
+        from bpfobj.structops_map import StructOpsMap, not_ready
+
+        fd = self._require_bpf_link("update the map of")
+        if self.kind != "struct_ops" or not isinstance(map, StructOpsMap) or not map.is_link:
+            raise NotSupportedError(
+                f"cannot swap map {map.name!r} into this {self.kind} link",
+                hint="update_map() takes a .struct_ops.link map, on a struct_ops link")
+        if map.value is None:
+            raise not_ready(map)
+        try:
+            map.update_raw(b"\0\0\0\0", map.value)
+        except SyscallError as exc:
+            if exc.errno != _errno.EBUSY:  # set before: libbpf skips EBUSY too
+                raise
+        bpf(Cmd.LINK_UPDATE, attr.link_update(fd, map.fd),
+            what=f"cannot swap struct_ops map {map.name!r} into the link")
+        self.map = map
+
     # -- iterators --------------------------------------------------------------------------
 
     def open_iter(self) -> io.BufferedReader:
@@ -345,13 +370,6 @@ class Link:
         self._undo.clear()
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         prog = f" {self.program.name!r}" if self.program is not None else ""

@@ -165,10 +165,16 @@ def _map_error(exc: BpfObjError, m: MapSpec, obj: str | None) -> BpfObjError:
 
 
 def _create_map(m: MapSpec, features: Features, btf_fd: Fd | None, max_entries: int,
-                obj: str | None) -> Fd:
+                obj: str | None, prepared: PreparedObject | None = None) -> Fd:
     """One BPF_MAP_CREATE (libbpf bpf_object__create_map()), inner template included."""
     if m.type == MapType.STRUCT_OPS:
-        raise NotSupportedError(f"struct_ops map {m.name!r} is not supported yet", obj=obj)
+        plan = prepared.struct_ops.get(m.name) if prepared is not None else None
+        if plan is None:
+            raise SpecError(f"struct_ops map {m.name!r} was not prepared", obj=obj,
+                            hint="prepare the object (against the running kernel's BTF)")
+        from bpfobj.structops_map import create_struct_ops_map
+
+        return create_struct_ops_map(m, plan, features, btf_fd, obj)
     maptypes.check_create(m, have_btf=btf_fd is not None, obj=obj)
     flags = m.flags
     if flags & BPF_F_MMAPABLE and not features.mmapable_maps:
@@ -281,7 +287,13 @@ def create_maps(
     pinned_here: list[str] = []
     ok = False
     try:
+        if prepared.struct_ops:
+            from bpfobj.structops_map import check_running_kernel
+
+            check_running_kernel(prepared)
         for m in prepared.maps:
+            if not m.autocreate:
+                continue
             max_entries = m.max_entries
             if m.type == MapType.PERF_EVENT_ARRAY and not max_entries:
                 from bpfobj.maps import possible_cpus
@@ -297,10 +309,12 @@ def create_maps(
                 reused = fd is not None
             try:
                 if fd is None:
-                    fd = _create_map(m, features, btf_fd, max_entries, obj)
+                    fd = _create_map(m, features, btf_fd, max_entries, obj, prepared)
                 mp = maptypes.map_class(m.type)(m, fd, btf=btf, max_entries=max_entries,
                                                 reused=reused, obj=obj)
                 maptypes.after_create(mp)
+                if m.type == MapType.STRUCT_OPS:
+                    mp.plan = prepared.struct_ops.get(m.name)  # type: ignore[attr-defined]
             except BpfObjError as exc:
                 if fd is not None:
                     fd.close()
@@ -503,10 +517,12 @@ def load(
     btf_fd: Fd | None = None,
     log_level: int = 0,
     programs: Sequence[str] | None = None,
+    attach_targets: Mapping[str, tuple[int | None, str | None]] | None = None,
 ) -> dict[str, Program]:
     """Load every prepared program (libbpf bpf_object__load_progs()), then fill the
     prog-array slots of the object's maps. `log_level` > 0 asks for the verifier log on
-    success too (kept as ``Program.log``)."""
+    success too (kept as ``Program.log``). `attach_targets`: program name -> (target
+    program fd or None, function name or None), libbpf bpf_program__set_attach_target()."""
     spec = prepared.spec
     obj = spec.name
     check_byteorder(spec)
@@ -522,12 +538,17 @@ def load(
             if programs is not None and name not in programs:
                 continue
             loaded[name] = _load_one(pp, maps, features, externs, btf_fd=btf_fd,
-                                     log_level=log_level, kern_version=kern_version, obj=obj)
+                                     log_level=log_level, kern_version=kern_version, obj=obj,
+                                     attach_target=(attach_targets or {}).get(name))
             if rodata and features.prog_bind_map:
                 for map_fd in rodata:  # libbpf: keep .rodata alive with the program
                     with contextlib.suppress(SyscallError):
                         bpf(Cmd.PROG_BIND_MAP, attr.prog_bind_map(loaded[name].fd, map_fd))
         _init_prog_arrays(prepared, maps, loaded, obj)
+        if prepared.struct_ops:
+            from bpfobj.structops_map import init_struct_ops_values
+
+            init_struct_ops_values(prepared, maps, loaded)
         ok = True
         return loaded
     finally:
@@ -555,19 +576,16 @@ def _init_prog_arrays(prepared: PreparedObject, maps: Mapping[str, Map],
 
 def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
               externs: _Externs, *, btf_fd: Fd | None, log_level: int, kern_version: int,
-              obj: str) -> Program:
+              obj: str, attach_target: tuple[int | None, str | None] | None = None) -> Program:
     """libbpf bpf_object_load_prog() for one program."""
     ps = pp.spec
     if ps.type == ProgType.UNSPEC:
         raise SpecError(f"program {pp.name!r} has no type: section {ps.section!r} is unknown",
                         obj=obj, program=pp.name, section=ps.section)
-    if ps.type == ProgType.STRUCT_OPS:
-        raise NotSupportedError("struct_ops programs are not supported yet", obj=obj,
-                                program=pp.name)
     fd_array: list[int] = []
     insns = _patched_insns(pp, maps, externs, fd_array, obj)
     sec_def = ps.sec_def
-    expected = ps.expected_attach_type
+    expected: AttachType | int | None = ps.expected_attach_type
     if expected is not None and sec_def is not None and sec_def.exp_attach_opt \
             and not features.exp_attach_type:
         expected = None
@@ -580,17 +598,46 @@ def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
         prog_flags |= attr.BPF_F_XDP_HAS_FRAGS
     attach_btf_id = 0
     attach_obj_fd: Fd | None = None
-    if sec_def is not None and sec_def.attach_btf:
-        if ps.type == ProgType.EXT:
-            raise NotSupportedError(
-                f"freplace program {pp.name!r} needs a target program fd", obj=obj,
-                program=pp.name, hint="freplace is not supported yet")
-        if not ps.attach_target:
+    attach_prog_fd = 0
+    target_fd, target_func = attach_target if attach_target is not None else (None, None)
+    if ps.type == ProgType.EXT or target_fd is not None:
+        # libbpf bpf_program__set_attach_target() with a program: the function's BTF id in
+        # the target program's BTF, PROG_LOAD with attach_prog_fd
+        func = target_func or ps.attach_target
+        if target_fd is None or not func:
+            raise SpecError(
+                f"program {pp.name!r} ({ps.section}) replaces a function of another program, "
+                "but no target program was given", obj=obj, program=pp.name,
+                section=ps.section,
+                hint=f"before load: obj.set_attach_target({pp.name!r}, target_program"
+                     f"{', ' + repr(func) if func else ', <function>'})")
+        from bpfobj.kernel.btfobj import find_prog_btf_id
+
+        try:
+            attach_btf_id = find_prog_btf_id(func, target_fd)
+        except BpfObjError as exc:
+            raise exc.with_context(obj=obj, program=pp.name, section=ps.section) from None
+        attach_prog_fd = target_fd
+    elif ps.type == ProgType.STRUCT_OPS:
+        # libbpf bpf_map__init_kern_struct_ops(): the kernel struct and the member index,
+        # from prepare
+        so = pp.struct_ops
+        if so is None:
+            from bpfobj.structops import unreferenced_error
+
+            raise unreferenced_error(externs.prepared.spec, ps)
+        attach_btf_id, expected = so.attach_btf_id, so.member_index
+        if so.module is not None:
+            attach_obj_fd = externs.module_fd(so.module).dup()
+    elif sec_def is not None and sec_def.attach_btf:
+        target = target_func or ps.attach_target
+        if not target:
             raise SpecError(f"program {pp.name!r} in {ps.section!r} names no attach target",
                             obj=obj, program=pp.name,
                             hint=f'write SEC("{sec_def.base.rstrip("/")}/<target>")')
         try:
-            attach_btf_id, module = find_attach_btf_id(ps.attach_target, expected)
+            attach_btf_id, module = find_attach_btf_id(
+                target, expected if isinstance(expected, AttachType) else None)
         except BpfObjError as exc:
             raise exc.with_context(obj=obj, program=pp.name, section=ps.section) from None
         if module is not None:
@@ -619,6 +666,7 @@ def _load_one(pp: PreparedProgram, maps: Mapping[str, Map], features: Features,
             log_level=level, log_buf=log_buf,
             attach_btf_id=attach_btf_id,
             attach_btf_obj_fd=int(attach_obj_fd) if attach_obj_fd is not None else 0,
+            attach_prog_fd=attach_prog_fd,
             fd_array=fd_array or None, **ext,
         )
         return bpf(Cmd.PROG_LOAD, a, what=f"cannot load program {pp.name!r}", obj=obj,

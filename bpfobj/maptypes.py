@@ -3,7 +3,7 @@ kernel's bare EINVAL into a message naming the fix, the `Map` class a type gets,
 set-up after creation.
 
     check_create(spec, have_btf=True)      # SpecError / NotSupportedError, or nothing
-    cls = map_class(spec.type)              # Map, LocalStorageMap, ArenaMap
+    cls = map_class(spec.type)              # Map, LocalStorageMap, ArenaMap, StructOpsMap
     after_create(map)                       # arenas: mmap-ed before any program loads
 
 The type modules (`bpfobj.storage`, `bpfobj.arena`, `bpfobj.user_ringbuf`) are imported
@@ -52,6 +52,10 @@ def map_class(map_type: MapType) -> type[Map]:
         from bpfobj.arena import ArenaMap
 
         return ArenaMap
+    if map_type == MapType.STRUCT_OPS:
+        from bpfobj.structops_map import StructOpsMap
+
+        return StructOpsMap
     return Map
 
 

@@ -17,10 +17,10 @@ they made would be refused.
 from __future__ import annotations
 
 import os
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bpfobj import enums
+from bpfobj.closing import Closing
 from bpfobj.errors import BpfObjError, InternalError, PhaseError, SpecError
 from bpfobj.sys.guard import offline
 
@@ -117,7 +117,7 @@ def guarded_open(data: bytes, name: str, page_size: int | None = None) -> Object
         ) from exc
 
 
-class BpfObject:
+class BpfObject(Closing):
     """A BPF object file going through open -> prepare -> create_maps -> load."""
 
     def __init__(self, spec: ObjectSpec, path: str | None = None, data: bytes = b"") -> None:
@@ -134,6 +134,8 @@ class BpfObject:
         self._initial: dict[str, bytearray] = {}  # edited data sections, before create_maps
         self._globals: dict[str, Globals] = {}
         self._symbols: dict[int, dict[str, int]] | None = None
+        # program -> (owned dup of the target program's fd or None, function or None)
+        self._attach_targets: dict[str, tuple[Fd | None, str | None]] = {}
 
     @classmethod
     def open(
@@ -358,7 +360,9 @@ class BpfObject:
         try:
             programs = _guarded(
                 lambda: loader.load(prepared, self._maps, features, btf_fd=self._btf_fd,
-                                    log_level=log_level),
+                                    log_level=log_level, attach_targets={
+                                        n: (fd.fileno() if fd is not None else None, func)
+                                        for n, (fd, func) in self._attach_targets.items()}),
                 self._spec, self._data,
             )
         except BaseException:
@@ -368,6 +372,37 @@ class BpfObject:
         self._programs.update(programs)
         self.phase = Phase.LOADED
         return self._programs
+
+    def set_attach_target(self, program: str, target: Program | int | None = None,
+                          func: str | None = None) -> None:
+        """Say, before load, what `program` attaches to (libbpf
+        bpf_program__set_attach_target()).
+
+        With `target` (a loaded `Program` or a program fd), `program` is an freplace
+        (``SEC("freplace/<func>")``) replacing function `func` (default: the section's) of
+        that program: its attach_btf_id comes from the target's BTF at load, which passes
+        the target as attach_prog_fd. Without, `func` names the kernel function (or
+        tracepoint ...) of a BTF-typed program (fentry, fexit, tp_btf ...) instead of its
+        section's. The object keeps a duplicate of the target's fd until it closes.
+        """
+        self._check_open()
+        if self.phase >= Phase.LOADED:
+            raise PhaseError("set_attach_target() after load", obj=self.name, program=program,
+                             hint="set attach targets before obj.load()")
+        self._spec.program(program)  # names a program, or SpecError
+        if target is None and not func:
+            raise SpecError("set_attach_target() needs a target program or a function name",
+                            obj=self.name, program=program)
+        fd: Fd | None = None
+        if target is not None:
+            from bpfobj.sys.syscall import Fd
+
+            raw = target if isinstance(target, int) else target.fd
+            fd = Fd(os.dup(raw))
+        old = self._attach_targets.pop(program, None)
+        if old is not None and old[0] is not None:
+            old[0].close()
+        self._attach_targets[program] = (fd, func)
 
     @property
     def programs(self) -> Mapping[str, Program]:
@@ -499,16 +534,11 @@ class BpfObject:
     def close(self) -> None:
         """Close every program, map and BTF fd of the object (pins stay)."""
         self._release()
+        for fd, _func in self._attach_targets.values():
+            if fd is not None:
+                fd.close()
+        self._attach_targets.clear()
         self.phase = Phase.CLOSED
-
-    def __enter__(self) -> BpfObject:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<BpfObject {self._spec.name!r} {self.phase.name.lower()}>"

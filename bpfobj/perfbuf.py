@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from bpfobj.buffers import BufferConsumer
 from bpfobj.errors import SpecError, SyscallError
-from bpfobj.ringbuf import RecordDecoder, _fence, make_decoder, map_fd_and_info
+from bpfobj.ringbuf import RecordDecoder, _fence, make_decoder, map_fd_and_info, unmap
 from bpfobj.uapi import MapType
 
 if TYPE_CHECKING:
@@ -162,12 +162,7 @@ class CpuBuffer:
         return fn
 
     def close(self) -> None:
-        for view in (self._d16, self._d32, self._data, self._ctl):
-            view.release()
-        try:
-            self._map.close()
-        except BufferError:
-            pass
+        unmap((self._d16, self._d32, self._data, self._ctl), (self._map,))
         self.fd.close()
 
 

@@ -19,12 +19,13 @@ from bpfobj.errors import BpfObjError, LinkError
 from bpfobj.insn import Instruction
 from bpfobj.linker import ExternRef, Linker, MapRef, ResolvedExtern
 from bpfobj.spec import Extern, ExternKind, MapSpec, ObjectSpec, ProgramSpec
-from bpfobj.uapi import BtfKind
+from bpfobj.uapi import BtfKind, MapType, ProgType
 
 if TYPE_CHECKING:
     from bpfobj.btf.ext import CoreRelo
     from bpfobj.btf.target import TargetBtf
     from bpfobj.core.record import CoreRecord
+    from bpfobj.structops import StructOpsPlan, StructOpsTarget
 
 
 @records.define
@@ -42,6 +43,9 @@ class PreparedProgram:
     # In-kernel CO-RE (prepare(core="kernel")): the relocations PROG_LOAD hands to the
     # kernel, with insn_off in bytes of the final program; the instructions stay unpatched.
     kernel_core_relos: list[CoreRelo] = records.field(factory=list, repr=False)
+    # struct_ops programs: the kernel struct (attach_btf_id in the target BTF), the member
+    # (expected_attach_type) and the maps that use it; None for other programs.
+    struct_ops: StructOpsTarget | None = None
 
     def to_bytes(self, byteorder: str) -> bytes:
         from bpfobj.insn import encode
@@ -58,6 +62,8 @@ class PreparedObject:
     externs: list[ResolvedExtern] = records.field(factory=list, repr=False)
     target: str = ""
     core_mode: str = "user"
+    # struct_ops maps (created ones): name -> the kernel layout of their value
+    struct_ops: dict[str, StructOpsPlan] = records.field(factory=dict, repr=False)
 
     def insns(self, name: str) -> list[Instruction]:
         try:
@@ -89,10 +95,15 @@ class PreparedObject:
                          "value_off": r.value_off}
                         for r in p.map_refs
                     ],
+                    **({"attach_btf_id": p.struct_ops.attach_btf_id,
+                        "expected_attach_type": p.struct_ops.member_index}
+                       if p.struct_ops is not None else {}),
                 }
                 for p in self.programs.values()
             ],
             "core_relos": [r.to_json() for r in self.core_log],
+            **({"struct_ops": [plan.to_json() for plan in self.struct_ops.values()]}
+               if self.struct_ops else {}),
         }
 
 
@@ -163,6 +174,11 @@ def prepare(
         spec = records.evolve(spec, programs={
             n: records.evolve(p, autoload=n in programs) for n, p in spec.programs.items()
         })
+    so_plans: dict[str, StructOpsPlan] = {}
+    so_targets: dict[str, StructOpsTarget] = {}
+    if any(p.type == ProgType.STRUCT_OPS for p in spec.programs.values()) or any(
+            m.type == MapType.STRUCT_OPS for m in spec.maps.values()):
+        spec, so_plans, so_targets = _struct_ops(spec, target, programs)
     linker = Linker(spec)
     selected = [p for p in spec.programs.values() if p.autoload]
     engine = CoreEngine(spec, target)
@@ -206,6 +222,7 @@ def prepare(
             core_log=relos_log,
             layout=linked.layout,
             kernel_core_relos=kernel_relos,
+            struct_ops=so_targets.get(prog.name),
         )
         core_log.extend(relos_log)
     failed = [r for r in core_log if r.outcome == "error"]
@@ -214,9 +231,40 @@ def prepare(
     return PreparedObject(
         spec=spec,
         programs=prepared,
-        maps=list(spec.maps.values()),
+        maps=[_kernel_map(m, so_plans) for m in spec.maps.values()],
         core_log=core_log,
         externs=resolved,
         target=target.describe() if target is not None else "",
         core_mode=core,
+        struct_ops=so_plans,
     )
+
+
+def _struct_ops(spec: ObjectSpec, target: TargetBtf | None, programs: Sequence[str] | None
+                ) -> tuple[ObjectSpec, dict[str, StructOpsPlan], dict[str, StructOpsTarget]]:
+    """Plan the struct_ops maps against `target` and give the programs they use the
+    autoload libbpf gives them; an autoloaded struct_ops program no map uses is an error."""
+    from bpfobj.structops import plan_struct_ops, unreferenced_error
+
+    plans, targets, autoload = plan_struct_ops(spec, target)
+    changed = {n: a for n, a in autoload.items()
+               if n in spec.programs and spec.programs[n].autoload != a
+               and (programs is None or n in programs)}
+    if changed:
+        spec = records.evolve(spec, programs={
+            n: records.evolve(p, autoload=changed[n]) if n in changed else p
+            for n, p in spec.programs.items()
+        })
+    for p in spec.programs.values():
+        if p.type == ProgType.STRUCT_OPS and p.autoload and p.name not in targets:
+            raise unreferenced_error(spec, p)
+    return spec, plans, targets
+
+
+def _kernel_map(m: MapSpec, plans: dict[str, StructOpsPlan]) -> MapSpec:
+    """A struct_ops map takes the size of the kernel's value struct (libbpf sets
+    def.value_size to it); its value is raw bytes then, not the local struct."""
+    plan = plans.get(m.name)
+    if plan is None:
+        return m
+    return records.evolve(m, value_size=plan.value_size, value_type_id=0)

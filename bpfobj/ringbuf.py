@@ -16,10 +16,11 @@ struct name or type id of `btf`, usually ``obj.spec.btf``), dicts decoded exactl
 records of the record type's size is checked by its headers and unpacked with one
 `struct.Struct.iter_unpack` call into dicts built by code generated once per type.
 
-The memory layout is the kernel's (kernel/bpf/ringbuf.c): page 0 is the consumer page
-(``consumer_pos``, mapped read-write), page 1 the producer page (``producer_pos``), then
-the data pages, mapped twice back to back so that a record wrapping the end of the ring
-reads as one contiguous range; every record starts with an 8-byte header whose first u32 is
+The memory layout is the kernel's (kernel/bpf/ringbuf.c), mapped by `RingPages` (here from
+the consumer's side, in `bpfobj.user_ringbuf` from the producer's): page 0 is the consumer
+page (``consumer_pos``, mapped read-write), page 1 the producer page (``producer_pos``),
+then the data pages, mapped twice back to back so that a record wrapping the end of the
+ring reads as one contiguous range; every record starts with an 8-byte header whose first u32 is
 the length with BPF_RINGBUF_BUSY_BIT (reserved, not committed yet) and
 BPF_RINGBUF_DISCARD_BIT (discarded: skip), and records are 8-byte aligned.
 """
@@ -30,7 +31,7 @@ import mmap
 import select
 import struct
 from _thread import allocate_lock
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from bpfobj.arch import host
@@ -92,8 +93,10 @@ else:
             pass
 
 
-def _round8(n: int) -> int:
-    return (n + 7) & ~7
+def record_span(length: int) -> int:
+    """Bytes a record of `length` bytes takes in the ring: its header, then the data padded
+    to 8 (the kernel's ringbuf_round_up_hdr_len(); libbpf roundup_len())."""
+    return (length + BPF_RINGBUF_HDR_SZ + 7) & ~7
 
 
 # --------------------------------------------------------------------------------------
@@ -328,9 +331,20 @@ def find_record_type(btf: Btf, name: str) -> int:
             return ids[0]
     raise SpecError(
         f"the object's BTF has no struct, union or typedef named {bare!r}",
-        hint="make clang emit it: a global such as `const struct event *unused "
+        hint=f"make clang emit it: a global such as `const struct {bare} *unused "
              "__attribute__((unused));` keeps an otherwise local type in BTF",
     )
+
+
+def record_type_id(record_type: str | int, btf: Btf | None) -> tuple[Btf, int]:
+    """`btf` and the id of `record_type` in it (a name for `find_record_type`, or an id);
+    refuses a record type without BTF."""
+    if btf is None:
+        raise SpecError(f"record type {record_type!r} given without BTF",
+                        hint="pass btf=obj.spec.btf")
+    if isinstance(record_type, int):
+        return btf, record_type
+    return btf, find_record_type(btf, record_type)
 
 
 def make_decoder(event_type: str | int | RecordDecoder | None, btf: Btf | None,
@@ -338,13 +352,7 @@ def make_decoder(event_type: str | int | RecordDecoder | None, btf: Btf | None,
     """A decoder for `event_type` (a name or type id of `btf`, or a decoder), or None."""
     if event_type is None or isinstance(event_type, RecordDecoder):
         return event_type
-    btf = btf or map_btf
-    if btf is None:
-        raise SpecError(f"record type {event_type!r} given without BTF",
-                        hint="pass btf=obj.spec.btf")
-    if isinstance(event_type, int):
-        return RecordDecoder(btf, event_type)
-    return RecordDecoder.by_name(btf, event_type)
+    return RecordDecoder(*record_type_id(event_type, btf or map_btf))
 
 
 def map_fd_and_info(map_or_fd: Any) -> tuple[int, dict[str, Any], Btf | None]:
@@ -355,7 +363,7 @@ def map_fd_and_info(map_or_fd: Any) -> tuple[int, dict[str, Any], Btf | None]:
     try:
         info = map_info(fd)
     except SyscallError as exc:
-        raise exc.with_context(map=getattr(map_or_fd, "name", None)) from None
+        raise exc.with_context(map=getattr(map_or_fd, "name", f"fd {fd}")) from None
     btf = getattr(map_or_fd, "btf", None)
     if btf is None:
         codec = getattr(map_or_fd, "value_codec", None)
@@ -368,39 +376,59 @@ def map_fd_and_info(map_or_fd: Any) -> tuple[int, dict[str, Any], Btf | None]:
 # --------------------------------------------------------------------------------------
 
 
-class Ring:
-    """One ring buffer map's mappings and consumer state (libbpf ``struct ring``)."""
+def unmap(views: Iterable[memoryview], maps: Iterable[mmap.mmap]) -> None:
+    """Release `views`, then close `maps`; a mapping a record or sample still holds a view
+    of (a batch's, a reservation's) stays mapped until that view is collected."""
+    for view in views:
+        view.release()
+    for mm in maps:
+        try:
+            mm.close()
+        except BufferError:
+            pass
 
-    def __init__(self, fd: int, size: int, *, name: str, decoder: RecordDecoder | None,
-                 callback: Callback | None) -> None:
+
+class RingPages:
+    """A BPF ring buffer map's pages, mapped as the kernel lays them out (kernel/bpf/ringbuf.c)
+    from either side: `Ring` consumes a BPF_MAP_TYPE_RINGBUF, `bpfobj.user_ringbuf`
+    produces into a BPF_MAP_TYPE_USER_RINGBUF.
+
+    Page 0 holds ``consumer_pos`` (``_cons``, a u64 view), page 1 ``producer_pos``
+    (``_prod``), then the `size` bytes of data pages, mapped twice back to back so that a
+    record wrapping the end reads as one range (``_data``, ``_data32`` its u32 view of the
+    record headers). The consumer's side maps the consumer page read-write and the rest
+    read-only (libbpf ring_buffer__add()); the producer's side (`producer`) the consumer
+    page read-only and the rest read-write (libbpf user_ringbuf_map()): the kernel refuses
+    any other protection. `what` and `context` name the map in errors.
+    """
+
+    def __init__(self, fd: int, size: int, *, name: str, producer: bool = False,
+                 what: str = "ring buffer", **context: Any) -> None:
         if size <= 0 or size & (size - 1):
-            raise SpecError(f"ring buffer {name!r} size {size} is not a power of 2")
+            raise SpecError(f"{what} {name!r} size {size} is not a power of 2")
         page = mmap.PAGESIZE
+        rw = mmap.PROT_READ | mmap.PROT_WRITE
         self.fd = fd
         self.name = name
         self.size = size
         self.mask = size - 1
-        self.decoder = decoder
-        self.callback = callback
-        self.backlog: list[Record] = []  # records a raising callback did not see yet
         try:
-            # ring_buffer__add(): consumer page RW; producer page + 2x data RO
             self._cons_map = mmap.mmap(fd, page, mmap.MAP_SHARED,
-                                       mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-            self._data_map = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
-                                       offset=page)
+                                       mmap.PROT_READ if producer else rw, offset=0)
+            try:
+                self._data_map = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED,
+                                           rw if producer else mmap.PROT_READ, offset=page)
+            except BaseException:
+                self._cons_map.close()
+                raise
         except OSError as exc:
-            raise SyscallError(f"cannot mmap ring buffer {name!r}", errno=exc.errno or 0,
-                               command="mmap", map=name) from None
+            raise SyscallError(f"cannot mmap {what} {name!r}", errno=exc.errno or 0,
+                               command="mmap", **context) from None
         self._cons = memoryview(self._cons_map)[:8].cast("Q")
         dm = memoryview(self._data_map)
         self._prod = dm[:8].cast("Q")
         self._data = dm[page:]
         self._data32 = self._data.cast("I")
-        self._raw_batches: dict[int, Callable[[Any], list[Any]]] = {}
-        # committed records at least this long are decoded in batches (shorter ones are
-        # returned as bytes, one by one)
-        self._min_len = decoder.size if decoder is not None else 0
 
     @property
     def consumer_pos(self) -> int:
@@ -409,6 +437,25 @@ class Ring:
     @property
     def producer_pos(self) -> int:
         return int(self._prod[0])
+
+    def _unmap(self) -> None:
+        unmap((self._cons, self._prod, self._data32, self._data),
+              (self._cons_map, self._data_map))
+
+
+class Ring(RingPages):
+    """One ring buffer map's mappings and consumer state (libbpf ``struct ring``)."""
+
+    def __init__(self, fd: int, size: int, *, name: str, decoder: RecordDecoder | None,
+                 callback: Callback | None) -> None:
+        super().__init__(fd, size, name=name, map=name)
+        self.decoder = decoder
+        self.callback = callback
+        self.backlog: list[Record] = []  # records a raising callback did not see yet
+        self._raw_batches: dict[int, Callable[[Any], list[Any]]] = {}
+        # committed records at least this long are decoded in batches (shorter ones are
+        # returned as bytes, one by one)
+        self._min_len = decoder.size if decoder is not None else 0
 
     def avail_data_size(self) -> int:
         """Bytes written but not consumed (libbpf ring__avail_data_size())."""
@@ -423,8 +470,9 @@ class Ring:
     def _raw_batch(self, length: int) -> Callable[[Any], list[Any]]:
         fn = self._raw_batches.get(length)
         if fn is None:
-            stride = _round8(length + BPF_RINGBUF_HDR_SZ)
-            it = struct.Struct(f"={BPF_RINGBUF_HDR_SZ}x{length}s{stride - 8 - length}x").iter_unpack
+            stride = record_span(length)
+            pad = stride - BPF_RINGBUF_HDR_SZ - length
+            it = struct.Struct(f"={BPF_RINGBUF_HDR_SZ}x{length}s{pad}x").iter_unpack
 
             def fn(buf: Any) -> list[Any]:
                 return [t[0] for t in it(buf)]
@@ -455,7 +503,7 @@ class Ring:
             else:
                 if not hdr & BPF_RINGBUF_DISCARD_BIT:
                     out.append(self._decode_one(off, length))
-                cons += _round8(length + BPF_RINGBUF_HDR_SZ)
+                cons += record_span(length)
             _fence()
             cons_mv[0] = cons  # smp_store_release(r->consumer_pos, cons_pos)
 
@@ -463,7 +511,7 @@ class Ring:
         """Decode the run of committed records of `length` bytes starting at `off` (the
         first one is known committed; a record longer than the type decodes its first
         bytes, as `RecordDecoder.decode` does); returns the bytes consumed."""
-        stride = _round8(length + BPF_RINGBUF_HDR_SZ)
+        stride = record_span(length)
         n = min(avail // stride, CHUNK)
         step = stride >> 2
         # every header of the run, then the payloads: lengths are read before the data
@@ -479,13 +527,8 @@ class Ring:
         return n * stride
 
     def close(self) -> None:
-        for view in (self._cons, self._prod, self._data32, self._data):
-            view.release()
-        for mm in (self._cons_map, self._data_map):
-            try:
-                mm.close()
-            except BufferError:  # a batch still holds a view: unmapped when collected
-                pass
+        """Unmap the ring (the map stays open)."""
+        self._unmap()
 
 
 # --------------------------------------------------------------------------------------

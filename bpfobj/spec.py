@@ -87,6 +87,7 @@ class MapKind(enums.Enum):
     DATA = "data"  # .data, .data.*, .bss, .bss.*
     RODATA = "rodata"  # .rodata, .rodata.*: frozen after load
     KCONFIG = "kconfig"  # values of __kconfig externs, filled at load
+    STRUCT_OPS = "struct_ops"  # a variable of .struct_ops / .struct_ops.link
 
 
 @records.define
@@ -107,12 +108,14 @@ class MapSpec:
     key_type_id: int = 0  # BTF type ids in the object's BTF (0 = none)
     value_type_id: int = 0
     inner: MapSpec | None = None  # map-in-map: the inner map's definition
-    # Initial contents of prog-array and map-in-map slots: index -> program or map name.
+    # Initial contents of prog-array and map-in-map slots: index -> program or map name;
+    # struct_ops maps: index of a function-pointer member (in the local type) -> program.
     values: dict[int, str] = records.field(factory=dict)
     data: bytes | None = records.field(default=None, repr=False)  # data sections' contents
     kernel_name: str = ""  # the (<= 15 chars) name given to the kernel, libbpf's rules
     section_index: int = 0
     section_offset: int = 0  # offset of the definition / data in its ELF section
+    autocreate: bool = True  # False for SEC("?.struct_ops"): libbpf's map->autocreate
 
     @property
     def is_internal(self) -> bool:

@@ -271,6 +271,8 @@ BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
+BPF_F_LINK = 1 << 13  # struct_ops: registered through a BPF link (.struct_ops.link)
+BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15  # struct_ops: value_type_btf_obj_fd names a module BTF
 BPF_F_SEGV_ON_FAULT = 1 << 17  # arena: a user-space fault on an unallocated page is SIGSEGV
 BPF_F_NO_USER_CONV = 1 << 18  # arena: no user <-> kernel address conversion
 

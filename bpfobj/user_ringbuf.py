@@ -9,10 +9,11 @@ program drains them with bpf_user_ringbuf_drain(). libbpf's user_ring_buffer__* 
     sample.buf[:8] = ...                   # a writable memoryview of the record
     urb.submit(sample)                     # or urb.discard(sample)
 
-The layout is the kernel's (kernel/bpf/ringbuf.c), seen from the other side than
-`bpfobj.ringbuf`: page 0 is the consumer page (``consumer_pos``, advanced by the kernel:
-mapped read-only), page 1 the producer page (``producer_pos``, advanced here), then the data
-pages mapped twice back to back, read-write. A reserved record gets an 8-byte header whose
+The layout is the kernel's (kernel/bpf/ringbuf.c), mapped by `bpfobj.ringbuf.RingPages`
+from the other side than `bpfobj.ringbuf.Ring`: page 0 is the consumer page
+(``consumer_pos``, advanced by the kernel: mapped read-only), page 1 the producer page
+(``producer_pos``, advanced here), then the data pages mapped twice back to back,
+read-write. A reserved record gets an 8-byte header whose
 length carries BPF_RINGBUF_BUSY_BIT until it is submitted (or BPF_RINGBUF_DISCARD_BIT when
 discarded); records are 8-byte aligned. The kernel drains records in order and stops at the
 first busy one, so every reservation must be submitted or discarded (close() discards the
@@ -28,12 +29,21 @@ import mmap
 import select
 import threading
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bpfobj.errors import BufferFullError, PhaseError, SpecError, SyscallError
-from bpfobj.ringbuf import _fence
-from bpfobj.uapi import BtfKind, MapType
+from bpfobj.closing import ClosingOnDel
+from bpfobj.errors import BufferFullError, PhaseError, SpecError
+from bpfobj.ringbuf import (
+    BPF_RINGBUF_BUSY_BIT,
+    BPF_RINGBUF_DISCARD_BIT,
+    BPF_RINGBUF_HDR_SZ,
+    RingPages,
+    _fence,
+    map_fd_and_info,
+    record_span,
+    record_type_id,
+)
+from bpfobj.uapi import MapType
 
 if TYPE_CHECKING:
     from bpfobj.btf.reader import Btf
@@ -41,11 +51,6 @@ if TYPE_CHECKING:
     from bpfobj.spec import MapSpec
 
 __all__ = ["Sample", "UserRingBuffer", "check_spec"]
-
-# linux/bpf.h
-BPF_RINGBUF_BUSY_BIT = 1 << 31
-BPF_RINGBUF_DISCARD_BIT = 1 << 30
-BPF_RINGBUF_HDR_SZ = 8
 
 
 def check_spec(m: MapSpec, *, obj: str | None = None) -> None:
@@ -89,7 +94,7 @@ class Sample:
         self.buf[offset : offset + len(data)] = data
 
 
-class UserRingBuffer:
+class UserRingBuffer(RingPages, ClosingOnDel):
     """A producer into one BPF_MAP_TYPE_USER_RINGBUF map (libbpf ``struct user_ring_buffer``).
 
     `map_or_fd`: a loaded `bpfobj.maps.Map` or a map fd. `record_type` (a struct, union or
@@ -99,71 +104,34 @@ class UserRingBuffer:
 
     def __init__(self, map_or_fd: Any, *, record_type: str | int | None = None,
                  btf: Btf | None = None) -> None:
-        from bpfobj.maps import map_info
-
         self.name = str(getattr(map_or_fd, "name", f"fd {map_or_fd}"))
         self.obj = getattr(map_or_fd, "obj", None)
-        fd = map_or_fd if isinstance(map_or_fd, int) else int(map_or_fd.fd)
-        try:
-            info = map_info(fd)
-        except SyscallError as exc:
-            raise exc.with_context(map=self.name) from None
+        fd, info, map_btf = map_fd_and_info(map_or_fd)
         if info["type"] != MapType.USER_RINGBUF:
             raise SpecError(f"map {self.name!r} is not a user ring buffer "
                             f"({MapType(info['type']).label})", obj=self.obj,
                             hint="declare it with __uint(type, BPF_MAP_TYPE_USER_RINGBUF)")
-        self.size = int(info["max_entries"])
-        self.mask = self.size - 1
-        self._codec = self._record_codec(record_type, btf, map_or_fd)
+        self._codec = self._record_codec(record_type, btf or map_btf)
         self._lock = threading.Lock()
         self._pending: dict[int, Sample] = {}
-        page = mmap.PAGESIZE
-        try:
-            # libbpf user_ringbuf_map(): consumer page read-only; producer page + 2x data
-            # read-write (the kernel refuses a writable mapping of the consumer page)
-            self._cons_map = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
-            try:
-                self._data_map = mmap.mmap(fd, page + 2 * self.size, mmap.MAP_SHARED,
-                                           mmap.PROT_READ | mmap.PROT_WRITE, offset=page)
-            except BaseException:
-                self._cons_map.close()
-                raise
-        except OSError as exc:
-            raise SyscallError(f"cannot mmap user ring buffer {self.name!r}",
-                               errno=exc.errno or 0, command="mmap", obj=self.obj) from None
-        self._cons = memoryview(self._cons_map)[:8].cast("Q")
-        dm = memoryview(self._data_map)
-        self._prod = dm[:8].cast("Q")
-        self._data = dm[page:]
-        self._data32 = self._data.cast("I")
+        # consumer page read-only; producer page + 2x data read-write
+        RingPages.__init__(self, fd, int(info["max_entries"]), name=self.name, producer=True,
+                           what="user ring buffer", obj=self.obj)
         # woken (EPOLLOUT) when a program drained records: edge triggered, so a ring that
         # has some room, but not enough, does not wake the waiter in a loop
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLOUT | select.EPOLLET)
 
     @staticmethod
-    def _record_codec(record_type: str | int | None, btf: Btf | None,
-                      map_or_fd: Any) -> Codec | None:
+    def _record_codec(record_type: str | int | None, btf: Btf | None) -> Codec | None:
         if record_type is None:
             return None
         from bpfobj.maps import Codec
 
-        btf = btf or getattr(map_or_fd, "btf", None)
-        if btf is None:
-            raise SpecError(f"record type {record_type!r} given without BTF",
-                            hint="pass btf=obj.spec.btf")
-        tid = record_type if isinstance(record_type, int) else _find_type(btf, record_type)
+        btf, tid = record_type_id(record_type, btf)
         return Codec(btf, tid, btf.size_of(tid))
 
     # -- positions -------------------------------------------------------------------------
-
-    @property
-    def consumer_pos(self) -> int:
-        return int(self._cons[0])
-
-    @property
-    def producer_pos(self) -> int:
-        return int(self._prod[0])
 
     def avail_space(self) -> int:
         """Bytes free for records (headers and padding included)."""
@@ -206,7 +174,7 @@ class UserRingBuffer:
     def _total(self, size: int) -> int:
         if size < 0 or size & (BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT):
             raise SpecError(f"record size {size} is out of range")
-        total = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7
+        total = record_span(size)
         if total > self.size:
             raise SpecError(f"a record of {size} bytes ({total} with its header) can never "
                             f"fit user ring buffer {self.name!r} of {self.size} bytes",
@@ -295,40 +263,9 @@ class UserRingBuffer:
             self.discard(sample)
         with self._lock:
             self._epoll.close()
-            for view in (self._cons, self._prod, self._data32, self._data):
-                view.release()
-            for mm in (self._cons_map, self._data_map):
-                try:
-                    mm.close()
-                except BufferError:  # a sample's view is still alive: unmapped when collected
-                    pass
-
-    def __enter__(self) -> UserRingBuffer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown, a half-built object
-            pass
+            self._unmap()  # a sample's view still alive keeps its mapping until collected
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.avail_space()} of {self.size} bytes free"
         return f"<UserRingBuffer {self.name!r} {state}>"
 
-
-def _find_type(btf: Btf, name: str) -> int:
-    bare = name.split()[-1] if name.startswith(("struct ", "union ")) else name
-    for kind in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF):
-        ids = btf.find(bare, kind)
-        if ids:
-            return ids[0]
-    raise SpecError(
-        f"the object's BTF has no struct, union or typedef named {bare!r}",
-        hint="make clang emit it: a global such as `const struct request *unused "
-             "__attribute__((unused));` keeps an otherwise local type in BTF",
-    )

@@ -58,9 +58,8 @@ ARCH = vm.running_arch()
 # and the version that brings it (the test modules' own skips cover the rest).
 
 OBJECT_NEEDS: dict[str, tuple[tuple[int, int], str]] = {
-    "load_maps.c": ((5, 14), 'SEC("syscall") programs (BPF_PROG_TYPE_SYSCALL)'),
+    "load_syscall.c": ((5, 14), 'a SEC("syscall") program (BPF_PROG_TYPE_SYSCALL)'),
     "obj_bloom.c": ((5, 16), "a BPF_MAP_TYPE_BLOOM_FILTER map"),
-    "load_externs.c": ((5, 14), 'a SEC("syscall") program (BPF_PROG_TYPE_SYSCALL)'),
     "attach_cookie.c": ((5, 15), "BPF cookies (bpf_get_attach_cookie)"),
     "attach_usdt.c": ((5, 15), "BPF cookies (USDT attach passes each site's spec as cookie)"),
     "real_subprogs.c": ((5, 17), "bpf_loop()"),
@@ -68,6 +67,8 @@ OBJECT_NEEDS: dict[str, tuple[tuple[int, int], str]] = {
     "load_storage_lsm.c": ((5, 10), "a BPF_MAP_TYPE_INODE_STORAGE map"),
     "load_user_ringbuf.c": ((6, 1), "a BPF_MAP_TYPE_USER_RINGBUF map"),
     "load_arena.c": ((6, 9), "a BPF_MAP_TYPE_ARENA map"),
+    "struct_ops_cc.c": ((6, 4), "a .struct_ops.link map (struct_ops with BPF_F_LINK)"),
+    "freplace_xdp.c": ((5, 10), "freplace links (BPF_LINK_CREATE of BPF_PROG_TYPE_EXT)"),
 }
 """Objects (by source name) that no kernel before the version can load, and why: every
 test building one skips there, from `bpf_build`."""
@@ -252,16 +253,15 @@ def bpf_arch_options() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def prebuilt_helper() -> Callable[[str], Path | None]:
-    """``prebuilt_helper(name)``: in a guest, the helper program (tests/userprogs) the host
-    built for the guest's arch, skipping naming it when it is missing; None on the host
-    (the tests build it themselves)."""
+def helper_program() -> Callable[[str], Path]:
+    """``helper_program(name)``: the helper program `name` of `integration.vm.HELPERS`
+    (tests/userprogs) that uprobes and USDT attach to: in a guest the one the host built for
+    the guest's arch, on the host built here with gcc; skipping, naming it, when it is
+    missing or cannot be built."""
 
-    def lookup(name: str) -> Path | None:
-        if not IN_VM:
-            return None
+    def lookup(name: str) -> Path:
         try:
-            return vm.prebuilt_helper(name)
+            return vm.prebuilt_helper(name) if IN_VM else vm.host_helper(name)
         except LookupError as exc:
             pytest.skip(str(exc))
 

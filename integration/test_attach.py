@@ -36,8 +36,6 @@ from bpfobj.uapi import AttachType
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = ROOT / "tests" / "progs"
-USERPROGS = ROOT / "tests" / "userprogs"  # ordinary C programs that uprobes/USDT attach to
-BIN = ROOT / "build" / "test-bin"
 PID = os.getpid()
 
 
@@ -167,23 +165,9 @@ def tramp_obj(bpf_build) -> Iterator[BpfObject]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def target_bin(prebuilt_helper) -> Path:  # type: ignore[no-untyped-def]
-    """tests/userprogs/uprobe_target.c built with gcc (cached by source mtime); in a matrix
-    guest the one the host built for the guest's arch."""
-    prebuilt = prebuilt_helper("uprobe_target")
-    if prebuilt is not None:
-        return prebuilt  # type: ignore[no-any-return]
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("gcc is not installed (the uprobe target binary is built with it)")
-    src = USERPROGS / "uprobe_target.c"
-    out = BIN / "attach_uprobe_target"
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-        BIN.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}")
-        subprocess.run([gcc, "-O1", "-g", "-o", str(tmp), str(src)], check=True)
-        tmp.rename(out)
-    return out
+def target_bin(helper_program: Callable[[str], Path]) -> Path:
+    """tests/userprogs/uprobe_target.c built with gcc (conftest's `helper_program`)."""
+    return helper_program("uprobe_target")
 
 
 def link_tracefs() -> str:
@@ -908,25 +892,12 @@ def test_lirc_needs_device(bpf_build) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def usdt_bin(prebuilt_helper) -> Path:  # type: ignore[no-untyped-def]
-    """tests/userprogs/usdt_target.c built with gcc: USDT probes bpfobj:hit (in a matrix
-    guest: the one the host built for the guest's arch)."""
-    prebuilt = prebuilt_helper("usdt_target")
-    if prebuilt is not None:
-        return prebuilt  # type: ignore[no-any-return]
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("gcc is not installed (the USDT target binary is built with it)")
+def usdt_bin(helper_program: Callable[[str], Path]) -> Path:
+    """tests/userprogs/usdt_target.c built with gcc (conftest's `helper_program`): USDT
+    probes bpfobj:hit."""
     if os.uname().machine not in ("x86_64", "aarch64"):
         pytest.skip("the USDT target's hand-written probes are for x86_64 and arm64")
-    src = USERPROGS / "usdt_target.c"
-    out = BIN / "attach_usdt_target"
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-        BIN.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}")
-        subprocess.run([gcc, "-O2", "-g", "-o", str(tmp), str(src)], check=True)
-        tmp.rename(out)
-    return out
+    return helper_program("usdt_target")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from bpfobj import BpfObject
 from bpfobj.errors import PhaseError, SpecError, SyscallError
 from bpfobj.maps import possible_cpus
+from bpfobj.ringbuf import RingBuffer
 from bpfobj.sys import attr, bpffs
 from bpfobj.sys.syscall import Cmd, bpf_fd
 from bpfobj.uapi import MapType
@@ -28,10 +29,15 @@ def obj(bpf_build, pin_root: str) -> Iterator[BpfObject]:
         yield o
 
 
+ARGS = struct.Struct("<IIQQQ")
+"""load_maps.c's struct args (key, pad, value, out, out2): update_maps and read_inner read it
+from the test packet and write out and out2 back into it."""
+
+
 def _update(o: BpfObject, key: int, value: int) -> tuple[int, bytes]:
-    """Run the syscall program update_maps(key, value)."""
-    res = o.programs["update_maps"].test_run(ctx=struct.pack("<IIQQQ", key, 0, value, 0, 0))
-    return res.retval, res.ctx
+    """Run update_maps(key, value): the return value and the packet (struct args) after."""
+    res = o.programs["update_maps"].test_run(ARGS.pack(key, 0, value, 0, 0))
+    return res.retval, res.data
 
 
 def _packet(key: int, value: int) -> bytes:
@@ -87,9 +93,9 @@ def test_rodata_set_before_load_then_frozen(bpf_build, pin_root: str) -> None:
         o.rodata.greeting = "howdy"
         assert o.rodata.multiplier == 11
         o.load(pin_root=pin_root)
-        retval, ctx = _update(o, 1, 2)
+        retval, args = _update(o, 1, 2)
         assert retval == 22
-        assert struct.unpack("<IIQQQ", ctx)[4] == ord("h")
+        assert ARGS.unpack(args)[4] == ord("h")
         assert o.rodata.multiplier == 11 and o.rodata.greeting == b"howdy"
         rodata = o.maps[".rodata"]
         assert rodata.frozen
@@ -192,6 +198,16 @@ def test_lru_hash_evicts(obj: BpfObject) -> None:
     assert 0 < len(lru) <= lru.max_entries
 
 
+def test_ring_buffer_events(obj: BpfObject) -> None:
+    """update_maps submits one event a run (from XDP: ring buffers work in any program)."""
+    with RingBuffer(obj.maps["events"]) as rb:  # struct event is not in the object's BTF
+        assert rb.read(0) == []
+        _update(obj, 2, 5)
+        _update(obj, 7, 1)
+        events = [struct.unpack("<IIQ", record) for record in rb.read(1)]
+        assert events == [(2, 0, 15), (7, 0, 3)]
+
+
 # -- LPM, queue, stack, bloom filter -------------------------------------------------------
 
 
@@ -259,8 +275,8 @@ def test_map_in_map_initial_values(obj: BpfObject) -> None:
     run = obj.programs["read_inner"]
 
     def read(key: int) -> tuple[int, int, int]:
-        res = run.test_run(ctx=struct.pack("<IIQQQ", key, 0, 0, 0, 0))
-        return res.retval, *struct.unpack("<IIQQQ", res.ctx)[3:]
+        res = run.test_run(ARGS.pack(key, 0, 0, 0, 0))
+        return res.retval, *ARGS.unpack(res.data)[3:]
 
     assert read(0) == (0, 111, 222)
     assert read(2) == (0, 222, 222)

@@ -101,6 +101,7 @@ GUEST_TESTS = (
     "integration/test_attach.py", "integration/test_core_modes.py", "integration/test_ringbuf.py",
     "integration/test_perfbuf.py", "integration/test_storage.py",
     "integration/test_user_ringbuf.py", "integration/test_arena.py",
+    "integration/test_struct_ops.py", "integration/test_freplace.py",
 )
 GUEST_DESELECT = (
     "test_open_load_close_1000_times_leaks_no_fd",  # fd hygiene, not the kernel: 80 s in TCG
@@ -1246,7 +1247,7 @@ def helper_path(arch: str, name: str, root: Path | None = None) -> Path:
 def guest_objects(arch: Arch) -> list[GuestObject]:
     """The objects the kernel-layer tests in a guest of `arch` build, with the options the
     tests pass (test_load, test_maps, test_storage, test_user_ringbuf, test_arena,
-    test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf). Tests
+    test_struct_ops, test_freplace, test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf). Tests
     keep their C sources under tests/progs (or in a module constant, GENERATED_SOURCES): one
     written into a temporary directory could not be prebuilt, and the test would skip in the
     guests."""
@@ -1256,6 +1257,7 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
     objects = [GuestObject(source, {"vmlinux": True}) for source in REAL_SOURCES]
     objects += [
         GuestObject("load_maps.c"),
+        GuestObject("load_syscall.c"),
         GuestObject("load_externs.c"),
         GuestObject("load_fail.c", {"vmlinux": True}),
         GuestObject("load_tracepoints.c"),
@@ -1277,6 +1279,10 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
             "vmlinux": True, **regs,
             "defines": (f'USDT_TARGET="{usdt_target}"', *regs.get("defines", ())),
         }, regs_btf),
+        GuestObject("struct_ops_cc.c"),
+        GuestObject("struct_ops_kernel.c"),
+        GuestObject("freplace_target.c"),
+        GuestObject("freplace_xdp.c"),
         GuestObject(SANITIZE_SOURCE),
         GuestObject(REGS_SOURCE, {"vmlinux": True, **regs}, regs_btf),
     ]
@@ -1485,6 +1491,19 @@ def prebuilt_helper(name: str, arch: str | None = None) -> Path:
                               f"for {arch_name} is missing: {entry.get('error', 'not built')}")
     raise LookupError(f"the prebuilt helper binary {helper_path(arch_name, name).relative_to(ROOT)} "
                       f"for {arch_name} is missing: run `python -m integration.vm prebuild`")
+
+
+def host_helper(name: str) -> Path:
+    """On the host: the helper program `name` (HELPERS) built for this machine's arch with
+    its gcc, as `prebuild` builds it (cached by source mtime). Raises LookupError when
+    there is no gcc, RuntimeError when it fails."""
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        raise LookupError(f"gcc is not installed (the helper binary {name}, "
+                          f"tests/userprogs/{HELPERS[name][0]}, is built with it)")
+    entry = _build_helper(arch_named(running_arch()), name)
+    if "path" not in entry:
+        raise RuntimeError(f"cannot build the helper binary {name}: {entry['error']}")
+    return ROOT / str(entry["path"])
 
 
 # -- booting --------------------------------------------------------------------------------

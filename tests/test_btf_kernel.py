@@ -200,6 +200,12 @@ def test_scan_flavors_like_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert scanned._name_ids is None and scanned._scans == 30
 
 
+def deferred_vmlinux() -> Btf:
+    """This kernel's BTF parsed as load_kernel_btf() parses it (scan first, index at
+    exit), from a bytes copy."""
+    return Btf._from_buffer(VMLINUX.read_bytes(), None, "vmlinux", True, None, defer_index=True)
+
+
 def test_cold_lookups_scan_then_index_at_exit(
     vmlinux: Btf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,8 +215,7 @@ def test_cold_lookups_scan_then_index_at_exit(
     import random
 
     monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path))
-    cold = Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=True)
-    cold._defer_index = True  # as load_kernel_btf() sets it
+    cold = deferred_vmlinux()
     names = sorted({vmlinux.type(t).name for t in random.Random(7).sample(range(1, len(vmlinux)), 60)})
     names = [*[n for n in names if n][:13], "task_struct", "no_such_type_xyz"]
     assert len(names) == 15
@@ -225,8 +230,7 @@ def test_cold_lookups_scan_then_index_at_exit(
     # A fresh process's exit hook builds and stores it.
     for idx in (tmp_path / "btf").glob("*.idx"):
         idx.unlink()
-    third = Btf.parse(VMLINUX.read_bytes(), name="vmlinux", cache=True)
-    third._defer_index = True
+    third = deferred_vmlinux()
     assert third.find("task_struct") == vmlinux.find("task_struct") and third._name_ids is None
     reader.flush_caches()
     assert third._name_ids is not None

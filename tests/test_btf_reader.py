@@ -389,14 +389,52 @@ def test_string_section_must_start_empty() -> None:
         ([0, info(KIND["PTR"]), 0, 7, 7], "unknown kind 0", 3),  # 2 words: info 7
     ],
 )
-def test_record_errors_name_the_type(words: list[int], match: str, bad_id: int) -> None:
+@pytest.mark.parametrize("deferred", [False, True], ids=["parse", "running-kernel-walk"])
+def test_record_errors_name_the_type(
+    words: list[int], match: str, bad_id: int, deferred: bool, tmp_path: Path
+) -> None:
+    """The same errors from the walk that also collects name offsets (the running kernel's
+    BTF on its first load)."""
     b = RawBtf()
     b.add("INT", "int", 4, [32])
     b.words.extend(words)
     with pytest.raises(BtfError, match=match) as exc:
-        Btf.parse(b.build())
+        if deferred:
+            Btf._from_buffer(b.build(), None, "vmlinux", True, tmp_path, defer_index=True)
+        else:
+            Btf.parse(b.build())
     assert exc.value.type == f"[{bad_id}]"
     assert f"[{bad_id}]" in str(exc.value)
+
+
+def test_walk_collects_name_offsets() -> None:
+    """The walk's name offsets equal a gather over its offsets, and NameOffsets finds every
+    type of a name by its low 16 bits without false hits (name offsets that share them)."""
+    b = BtfBuilder()
+    i = b.add_int("int", 4)
+
+    def name(n: int) -> str:
+        return f"struct_number_{n:05d}_named_{'x' * (n * 7919 % 29)}"
+
+    for n in range(3000):  # > 64 KiB of strings of several lengths: low halves repeat
+        b.add_struct(name(n), 4, [("v", i, 0)])
+    b.add_struct(name(7), 8, [("w", i, 0)])  # a second one
+    btf = Btf.parse(b.encode())
+    words = btf._w
+    names = btf_index.array("I")
+    offs = btf_index.walk(words, len(words), None, names)
+    assert list(offs) == list(btf._offs)
+    assert list(names) == list(btf_index.gather_name_offsets(offs, words))
+    found = btf_index.NameOffsets(names)
+    by_low: dict[int, set[int]] = {}
+    for v in names:
+        by_low.setdefault(v & 0xFFFF, set()).add(v)
+    clash = next(vs for vs in by_low.values() if len(vs) > 1)  # same low half, two names
+    for noff in [*clash, names[1], names[8], names[-1]]:
+        tid = names.index(noff) + 1
+        assert [k + 1 for k in found.indexes(noff)] == btf.find(btf.name(tid))
+    assert len(found.indexes(names[8])) == 2  # both name(7)
+    assert found.indexes(0xFFFFFF) == []
 
 
 def test_lazy_errors_name_the_type() -> None:

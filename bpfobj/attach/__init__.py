@@ -23,7 +23,7 @@ uprobe_multi       uprobe.attach_uprobe_multi                  binary, pattern, 
 usdt               usdt.attach_usdt                            binary, provider, name, pid
 tracepoint         tracing.attach_tracepoint                   category, name
 raw_tp             tracing.attach_raw_tp                       name
-tracing            tracing.attach_trace                        cookie, target_prog_fd
+tracing            tracing.attach_trace                        cookie, target_prog_fd (freplace)
 lsm                tracing.attach_lsm                          cookie
 iter               tracing.attach_iter                         map, task_pid, cgroup_fd ...
 perf_event         perf_event.attach_perf_event                perf_fd, cpus, sample_freq
@@ -41,9 +41,17 @@ lwt                net.attach_lwt                              dst, dev, gateway
 cgroup             cgroup.attach_cgroup                        cgroup, attach_type, mode
 lsm_cgroup         cgroup.attach_cgroup                        cgroup
 lirc               misc.attach_lirc                            device
-struct_ops         misc.attach_struct_ops                      (through its map: unsupported)
+struct_ops         misc.attach_struct_ops                      (refused: register its map)
+struct_ops map     misc.attach_struct_ops_map                  (a StructOpsMap, not a program)
 syscall            misc.attach_syscall                         (never attached: test_run)
 =================  ==========================================  ============================
+
+struct_ops programs run when the map holding them is registered:
+``obj.maps["my_ops"].attach_struct_ops()`` (libbpf bpf_map__attach_struct_ops()); `attach_all`
+registers every struct_ops map after the programs, like libbpf's skeleton attach.
+An freplace program attaches to the target given before load
+(``obj.set_attach_target(name, target_program)``), or to ``target_prog_fd`` +
+``target_btf_id``.
 """
 
 from __future__ import annotations
@@ -174,8 +182,11 @@ def auto_attachable(program: Program) -> bool:
 
 def attach_all(obj: BpfObject, *, skip: Iterable[str] = ()) -> list[Link]:
     """Attach every loaded program whose section says how and where (libbpf's skeleton
-    auto-attach), in the object's program order; programs named in `skip` are left
-    alone. On a failure the links made so far are closed and the error raised."""
+    auto-attach), in the object's program order, then register every struct_ops map
+    whose programs are loaded; programs and maps named in `skip` are left alone. On a
+    failure the links made so far are closed and the error raised."""
+    from bpfobj.uapi import MapType
+
     skipped = set(skip)
     links: list[Link] = []
     try:
@@ -184,6 +195,13 @@ def attach_all(obj: BpfObject, *, skip: Iterable[str] = ()) -> list[Link]:
                 continue
             if auto_attachable(program):
                 links.append(attach(program))
+        for name, mp in obj.maps.items():
+            if name in skipped or mp.type != MapType.STRUCT_OPS:
+                continue
+            if getattr(mp, "value", None) is not None:
+                from bpfobj.attach.misc import attach_struct_ops_map
+
+                links.append(attach_struct_ops_map(mp))
     except BaseException:
         for link in reversed(links):
             try:

@@ -8,7 +8,7 @@ import ctypes
 import errno as _errno
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from bpfobj.errors import BpfObjError, NotSupportedError, SpecError, SyscallError
 from bpfobj.links import Link
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from bpfobj.elf.secdefs import AttachKind, SecDef
     from bpfobj.kernel.features import Features
     from bpfobj.programs import Program
+
+_T = TypeVar("_T")
 
 ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h)
 #: errnos meaning "this kernel cannot do that" rather than "that is wrong"
@@ -60,6 +62,19 @@ def sec_name(program: Program) -> str:
 def fail(message: str, program: Program | None, **context: Any) -> NoReturn:
     raise SpecError(message, program=program.name if program is not None else None,
                     section=program.spec.section if program is not None else None, **context)
+
+
+def sec_target(program: Program, parse: Callable[[str], _T | None], missing: str) -> _T:
+    """The attach target the program's section names, read by `parse` (one of the
+    ``parse_*_section`` functions of `bpfobj.elf.secdefs`): `fail` with its error when the
+    name is malformed, or with `missing` when it names no target."""
+    try:
+        parsed = parse(sec_name(program))
+    except ValueError as exc:
+        fail(str(exc), program)
+    if parsed is None:
+        fail(missing, program)
+    return parsed
 
 
 def unsupported(exc: SyscallError, what: str, *, config: str, program: Program | None = None,

@@ -25,6 +25,7 @@ import struct
 from collections.abc import Iterator
 
 from bpfobj import records
+from bpfobj.closing import Closing
 from bpfobj.errors import InputError, NotSupportedError
 
 # elf.h
@@ -90,7 +91,7 @@ class NativeSymbol:
     hidden: bool = False
 
 
-class NativeElf:
+class NativeElf(Closing):
     """An mmap-ed native ELF file. Use as a context manager, or `close()` it."""
 
     def __init__(self, path: str) -> None:
@@ -310,12 +311,6 @@ class NativeElf:
         self._mm = b""
         if isinstance(mm, mmap.mmap):
             mm.close()
-
-    def __enter__(self) -> NativeElf:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def glob_match(text: str, pattern: str) -> bool:

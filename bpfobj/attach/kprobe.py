@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, Any
 from bpfobj import records
 from bpfobj.arch import Arch, host
 from bpfobj.attach.common import (
-    fail,
     features,
     link_create_attr,
     read_int,
     require_feature,
-    sec_name,
+    sec_target,
     tracefs,
 )
 from bpfobj.attach.elfsyms import glob_match
@@ -239,12 +238,8 @@ def attach_kprobe(program: Program, func: str | None = None, *, offset: int = 0,
     PROBE_ATTACH_MODE_LEGACY), False forces the PMU; `mode` chooses link or ioctl.
     """
     if func is None:
-        try:
-            target = parse_kprobe_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if target is None:
-            fail("SEC(\"kprobe\") names no function: pass func=", program)
+        target = sec_target(program, parse_kprobe_section,
+                            "SEC(\"kprobe\") names no function: pass func=")
         func, offset = target.func, target.offset
         if retprobe is None:
             retprobe = target.retprobe
@@ -293,12 +288,8 @@ def attach_ksyscall(program: Program, syscall: str | None = None, *,
                     **kw: Any) -> Link:
     """A kprobe on syscall `syscall`'s kernel entry (default: the section's)."""
     if syscall is None:
-        try:
-            parsed = parse_ksyscall_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if parsed is None:
-            fail("SEC(\"ksyscall\") names no syscall: pass syscall=", program)
+        parsed = sec_target(program, parse_ksyscall_section,
+                            "SEC(\"ksyscall\") names no syscall: pass syscall=")
         syscall, sec_ret = parsed
         if retprobe is None:
             retprobe = sec_ret
@@ -371,12 +362,8 @@ def attach_kprobe_multi(program: Program, pattern: str | None = None, *,
     """One kprobe_multi link over `syms`, `addrs`, or the functions matching `pattern`
     (default: the section's glob)."""
     if pattern is None and syms is None and addrs is None:
-        try:
-            target = parse_kprobe_multi_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if target is None:
-            fail("SEC(\"kprobe.multi\") names no functions: pass pattern= or syms=", program)
+        target = sec_target(program, parse_kprobe_multi_section,
+                            "SEC(\"kprobe.multi\") names no functions: pass pattern= or syms=")
         pattern = target.pattern
         retprobe = target.retprobe if retprobe is None else retprobe
         session = target.session if session is None else session

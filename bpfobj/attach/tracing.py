@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from bpfobj.attach.common import (
     TRAMPOLINES,
-    fail,
     link_create,
     sec_name,
+    sec_target,
     tracefs,
     unsupported,
 )
@@ -65,12 +65,8 @@ def attach_tracepoint(program: Program, category: str | None = None, name: str |
     """Attach a tracepoint program (libbpf bpf_program__attach_tracepoint_opts()); the
     category and name default to the section's."""
     if category is None or name is None:
-        try:
-            parsed = parse_tracepoint_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if parsed is None:
-            fail("SEC(\"tp\") names no tracepoint: pass category= and name=", program)
+        parsed = sec_target(program, parse_tracepoint_section,
+                            "SEC(\"tp\") names no tracepoint: pass category= and name=")
         category, name = parsed
     tp_id = tracepoint_id(category, name)
     # libbpf perf_event_open_tracepoint(): pid -1, cpu 0 (the program runs on every CPU)
@@ -102,12 +98,8 @@ def attach_raw_tp(program: Program, name: str | None = None, *, cookie: int = 0,
                   **_: Any) -> Link:
     """BPF_RAW_TRACEPOINT_OPEN (libbpf bpf_program__attach_raw_tracepoint_opts())."""
     if name is None:
-        try:
-            name = parse_raw_tp_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if name is None:
-            fail("SEC(\"raw_tp\") names no tracepoint: pass name=", program)
+        name = sec_target(program, parse_raw_tp_section,
+                          "SEC(\"raw_tp\") names no tracepoint: pass name=")
     try:
         fd = bpf_fd(Cmd.RAW_TRACEPOINT_OPEN, attr.raw_tracepoint_open(name, program.fd,
                                                                        cookie=cookie),

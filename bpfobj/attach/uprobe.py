@@ -31,7 +31,7 @@ from bpfobj.attach.common import (
     link_create,
     read_int,
     require_feature,
-    sec_name,
+    sec_target,
     tracefs,
 )
 from bpfobj.attach.elfsyms import (
@@ -189,13 +189,8 @@ def attach_uprobe(program: Program, binary: str | None = None, func: str | None 
     """uprobe / uretprobe on `func` (+ `offset`) in `binary` (default: the section's),
     for process `pid` (-1: every process). Without `func`, `offset` is a file offset."""
     if binary is None:
-        try:
-            target = parse_uprobe_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if target is None:
-            fail("SEC(\"uprobe\") names no binary and function: pass binary= and func=",
-                 program)
+        target = sec_target(program, parse_uprobe_section,
+                            "SEC(\"uprobe\") names no binary and function: pass binary= and func=")
         binary, func, offset = target.binary, target.func, target.offset
         if retprobe is None:
             retprobe = target.retprobe
@@ -239,12 +234,8 @@ def attach_uprobe_multi(program: Program, binary: str | None = None,
     """One uprobe_multi link on the functions of `binary` matching `pattern`, or the
     given `syms` / `offsets` (libbpf bpf_program__attach_uprobe_multi())."""
     if binary is None:
-        try:
-            parsed = parse_uprobe_multi_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if parsed is None:
-            fail("SEC(\"uprobe.multi\") names no binary: pass binary= and pattern=", program)
+        parsed = sec_target(program, parse_uprobe_multi_section,
+                            "SEC(\"uprobe.multi\") names no binary: pass binary= and pattern=")
         binary, sec_pattern, sec_ret = parsed
         if pattern is None and syms is None and offsets is None:
             pattern = sec_pattern

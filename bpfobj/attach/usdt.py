@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.arch import Arch, host
-from bpfobj.attach.common import fail, features, sec_name
+from bpfobj.attach.common import features, sec_target
 from bpfobj.attach.elfsyms import PF_X, PT_LOAD, SHT_NOTE, NativeElf, check_machine
 from bpfobj.attach.ldcache import resolve_binary
 from bpfobj.errors import BpfObjError, InputError, NotSupportedError
@@ -395,12 +395,8 @@ def attach_usdt(program: Program, binary: str | None = None, provider: str | Non
     from bpfobj.attach.uprobe import attach_uprobe
 
     if binary is None or provider is None or name is None:
-        try:
-            parsed = parse_usdt_section(sec_name(program))
-        except ValueError as exc:
-            fail(str(exc), program)
-        if parsed is None:
-            fail('SEC("usdt") names no probe: pass binary=, provider= and name=', program)
+        parsed = sec_target(program, parse_usdt_section,
+                            'SEC("usdt") names no probe: pass binary=, provider= and name=')
         binary, provider, name = (binary or parsed[0], provider or parsed[1],
                                   name or parsed[2])
     feats = features()

@@ -99,6 +99,7 @@ class Btf:
     __slots__ = (
         "__weakref__",
         "_buf",
+        "_cache_dir",
         "_cache_key",
         "_cache_path",
         "_count",
@@ -149,10 +150,11 @@ class Btf:
     _ptr_size: int | None
     _name_ids: memoryview | None  # the name index: ids sorted by name key ...
     _name_offs: memoryview | None  # ... and their name offsets
-    _scan_noffs: bytes | None  # name_off of every own type, for lookups by scanning
+    _scan_noffs: _index.NameOffsets | None  # name_off of every own type, for scans
     _scan_flavors: tuple[bytes, list[int]] | None  # the last exact scan's NAME___* strings
     _scans: int  # lookups answered by scanning (no name index yet)
     _defer_index: bool  # scan first, build the name index at exit (the running kernel's)
+    _cache_dir: str | None  # where this BTF's index is cached (None: not cached)
     _cache_key: bytes | None
     _cache_path: str | None
     _key_of: Callable[[int], bytes]
@@ -194,11 +196,12 @@ class Btf:
         cache: bool | None,
         cache_dir: str | os.PathLike[str] | None,
         content_key: bytes | None = None,
+        defer_index: bool = False,
     ) -> Btf:
         self = object.__new__(cls)
         self.label = name
         try:
-            self._parse(buf, base, cache, cache_dir, content_key)
+            self._parse(buf, base, cache, cache_dir, content_key, defer_index)
         except BtfError:
             raise
         except Exception as exc:  # a bug must still surface as the documented error type
@@ -215,6 +218,7 @@ class Btf:
         cache: bool | None,
         cache_dir: str | os.PathLike[str] | None,
         content_key: bytes | None = None,
+        defer_index: bool = False,
     ) -> None:
         self._buf = raw
         self._raw_bytes = raw if isinstance(raw, bytes) else None
@@ -226,7 +230,8 @@ class Btf:
         self._scan_noffs = None
         self._scan_flavors = None
         self._scans = 0
-        self._defer_index = False
+        self._defer_index = defer_index
+        self._cache_dir = None
         self._cache_key = None
         self._cache_path = None
         size = len(raw)
@@ -334,7 +339,16 @@ class Btf:
         entry = None
         if cache if cache is not None else type_len >= AUTO_CACHE_MIN:
             directory = os.fspath(cache_dir) if cache_dir is not None else _index.cache_dir()
-            if directory:
+            self._cache_dir = directory or None
+            # The running kernel's BTF with no cached index of its length was never seen
+            # here: its key (a CRC of 5 MB) is left for the index store, at exit.
+            never_seen = (
+                defer_index
+                and content_key is None
+                and directory is not None
+                and not _index.cache_may_hold(directory, len(raw))
+            )
+            if directory and not never_seen:
                 self._cache_key = content_key or _index.content_key(
                     raw, base._content_key() if base is not None else None
                 )
@@ -346,17 +360,25 @@ class Btf:
             self._offs = entry.offsets
             self._name_ids, self._name_offs = entry.name_ids, entry.name_offs
         else:
+            # A deferred index answers its first lookups by scanning the name_offs: the
+            # walk collects them on its way.
+            names = array("I") if defer_index and self._cache_dir is not None else None
             try:
-                offs = _index.walk(words, nwords, self._layout)
+                offs = _index.walk(words, nwords, self._layout, names)
             except _index.WalkError as exc:
                 tid = self.start_id + exc.index
                 hint = _HINT_NEWER if "newer" in exc.message else _HINT_CORRUPT
                 raise self._err(exc.message, tid, hint=hint, describe=False) from None
             self._offs = memoryview(offs)
-            if self._cache_path is not None and self._cache_key is not None:
+            if names is not None:
+                self._scan_noffs = _index.NameOffsets(names)
+            if self._cache_path is not None and self._cache_key is not None and not defer_index:
+                # (A deferred index stores the offsets with the names, at exit.)
                 _index.cache_store(
                     self._cache_path, self._cache_key, nwords, self._offs, None, None
                 )
+        if defer_index and self._cache_dir is not None and self._name_ids is None:
+            _index_at_exit(self, offsets_cached=entry is not None)
         self._n = len(self._offs)
         self._count = self.start_id - 1 + self._n
         self._key_of = self._make_key_of()
@@ -390,6 +412,13 @@ class Btf:
                 self._buf, self.base._content_key() if self.base is not None else None
             )
         return self._cache_key
+
+    def _cache_file(self) -> str:
+        """Path of this BTF's index in the cache (`_cache_dir` must be set)."""
+        if self._cache_path is None:
+            assert self._cache_dir is not None
+            self._cache_path = _index.cache_path(self._cache_dir, self._content_key())
+        return self._cache_path
 
     @property
     def raw(self) -> bytes:
@@ -882,12 +911,10 @@ class Btf:
         `_SCANS_BEFORE_INDEX` scans, or when the process exits, and cached then, so later
         processes get it from the cache. (Other BTF builds it on the first lookup: a
         `bpfobj check` worker ends without running exit handlers.)"""
-        if not self._defer_index or self._name_ids is not None or self._cache_path is None:
+        if not self._defer_index or self._name_ids is not None or self._cache_dir is None:
             return False
         if self._scans >= _SCANS_BEFORE_INDEX:
             return False
-        if not self._scans:
-            _index_at_exit(self)
         self._scans += 1
         return True
 
@@ -906,16 +933,12 @@ class Btf:
         if not strings:
             return []
         if self._scan_noffs is None:
-            self._scan_noffs = _index.gather_name_offsets(self._offs, self._w)
+            self._scan_noffs = _index.NameOffsets(
+                _index.gather_name_offsets(self._offs, self._w)
+            )
         noffs = self._scan_noffs
-        ids = []
-        for off in strings:
-            pattern = off.to_bytes(4, sys.byteorder)  # `_w` is in host order
-            q = noffs.find(pattern)
-            while q >= 0:
-                if q % 4 == 0:
-                    ids.append(self.start_id + q // 4)
-                q = noffs.find(pattern, q + 1)
+        start = self.start_id
+        ids = [start + i for off in strings for i in noffs.indexes(off)]
         ids.sort()
         return ids
 
@@ -1020,10 +1043,10 @@ class Btf:
             if was_enabled:
                 gc.enable()
         self._name_ids, self._name_offs = memoryview(ids), memoryview(noffs)
-        if self._cache_path is not None and self._cache_key is not None:
+        if self._cache_dir is not None:
             _index.cache_store(
-                self._cache_path,
-                self._cache_key,
+                self._cache_file(),
+                self._content_key(),
                 len(self._w),
                 self._offs,
                 self._name_ids,
@@ -1050,17 +1073,24 @@ def _at_exit(work: Callable[[], None]) -> None:
     _AT_EXIT.append(work)
 
 
-def _index_at_exit(btf: Btf) -> None:
-    """Build and cache `btf`'s name index when the process exits (if it still lives and
-    has none by then): later processes find it in the cache."""
+def _index_at_exit(btf: Btf, *, offsets_cached: bool) -> None:
+    """Cache `btf`'s index when the process exits (if it still lives and has not cached
+    it by then): with the name index if the process looked a name up, so that later
+    processes find it in the cache; only the offsets otherwise."""
     import weakref
 
     ref = weakref.ref(btf)
 
     def build() -> None:
         live = ref()
-        if live is not None and live._name_ids is None:
+        if live is None or live._name_ids is not None or live._cache_dir is None:
+            return
+        if live._scans:
             live._name_index()
+        elif not offsets_cached:
+            _index.cache_store(
+                live._cache_file(), live._content_key(), len(live._w), live._offs, None, None
+            )
 
     _at_exit(build)
 
@@ -1178,9 +1208,9 @@ def load_kernel_btf(
         if snapshot is not None:
             found = snapshot.load()
             if found is not None:
-                btf = Btf._from_buffer(found[0], None, "vmlinux", cache, None, found[1])
-                btf._defer_index = True
-                return btf
+                return Btf._from_buffer(
+                    found[0], None, "vmlinux", cache, None, found[1], defer_index=True
+                )
     try:
         mapped = _map_kernel_btf(p) if p == VMLINUX_BTF else None
         data = mapped if mapped is not None else _read_file(p)
@@ -1203,15 +1233,15 @@ def load_kernel_btf(
         ) from exc
     if is_module and base is None:
         base = load_kernel_btf(cache=cache)
-    btf = Btf._from_buffer(data, base, os.path.basename(p), cache, None)
-    btf._defer_index = p == VMLINUX_BTF
+    btf = Btf._from_buffer(
+        data, base, os.path.basename(p), cache, None, defer_index=p == VMLINUX_BTF
+    )
     if snapshot is not None and snapshot.btf_path not in _SNAPSHOTS_PENDING:
         # Written at exit (5 MB: a few ms that the first result need not wait for). The
         # bytes stay alive until then: the running kernel's BTF, which
         # TargetBtf.running_kernel keeps for the whole process anyway; once per process.
         _SNAPSHOTS_PENDING.add(snapshot.btf_path)
-        key = btf._content_key()
-        _at_exit(lambda: snapshot.store(data, key))
+        _at_exit(lambda: snapshot.store(data, _index.content_key(data, None)))
     return btf
 
 

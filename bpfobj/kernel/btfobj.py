@@ -63,3 +63,48 @@ def module_btf_fd(module: str) -> Fd:
         raise NotSupportedError(f"no kernel BTF object for module {module!r}",
                                 hint="is the module loaded? see ls /sys/kernel/btf")
     return found
+
+
+def prog_btf_bytes(prog_fd: int) -> bytes:
+    """The raw BTF a loaded program was loaded with (its bpf_prog_info.btf_id, then
+    BTF_GET_FD_BY_ID and BPF_OBJ_GET_INFO_BY_FD into a buffer of its size)."""
+    info = attr.ProgInfo()
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr.obj_get_info_by_fd(prog_fd, info),
+        what="cannot read the target program's info")
+    btf_id = int(info.btf_id)
+    if not btf_id:
+        raise NotSupportedError(
+            "the target program has no BTF", hint="freplace needs a target loaded with "
+            "BTF (compiled with -g, its func_info given at load)")
+    fd = bpf_fd(Cmd.BTF_GET_FD_BY_ID, attr.get_fd_by_id(btf_id),
+                what=f"cannot open the target program's BTF (id {btf_id})")
+    try:
+        binfo = attr.BtfInfo()
+        bpf(Cmd.OBJ_GET_INFO_BY_FD, attr.obj_get_info_by_fd(int(fd), binfo))
+        raw = bytearray(int(binfo.btf_size))
+        binfo = attr.BtfInfo()
+        addr, keep = attr.out_buf(raw)
+        binfo.btf, binfo.btf_size = addr, len(raw)
+        bpf(Cmd.OBJ_GET_INFO_BY_FD, attr.obj_get_info_by_fd(int(fd), binfo),
+            what=f"cannot read the target program's BTF (id {btf_id})")
+        del keep
+        return bytes(raw)
+    finally:
+        fd.close()
+
+
+def find_prog_btf_id(func: str, prog_fd: int) -> int:
+    """libbpf libbpf_find_prog_btf_id(): the id of FUNC `func` in the BTF of the loaded
+    program `prog_fd` (the attach_btf_id of an freplace program replacing it)."""
+    from bpfobj.btf.reader import Btf
+    from bpfobj.uapi import BtfKind
+
+    btf = Btf.parse(prog_btf_bytes(prog_fd), name=f"program fd {prog_fd} BTF", cache=None)
+    ids = btf.find(func, BtfKind.FUNC)
+    if not ids:
+        funcs = sorted(btf.name(i) for i in btf.own_ids() if btf.kind(i) == BtfKind.FUNC)
+        raise NotSupportedError(
+            f"the target program has no function {func!r} in its BTF",
+            hint=f"its functions are: {', '.join(funcs) or '(none)'}; freplace replaces a "
+                 "global (non-static, noinline) function")
+    return ids[0]

@@ -178,6 +178,23 @@ def _ok(fn: Callable[[], Fd]) -> bool:
         return False
 
 
+def _link_errno(prog_type: ProgType, expected_attach_type: AttachType | int,
+                make: Callable[[int], attr.Attr]) -> int | None:
+    """BPF_LINK_CREATE with the attr `make(prog_fd)` builds, for a minimal program of
+    `prog_type` loaded with `expected_attach_type` (0: none): 0 when it made a link (closed
+    at once), else the errno it failed with; None when the program does not load."""
+    try:
+        prog = _prog(prog_type, expected_attach_type=expected_attach_type)
+    except SyscallError:
+        return None
+    with prog:
+        try:
+            bpf_fd(Cmd.LINK_CREATE, make(int(prog))).close()
+            return 0
+        except SyscallError as exc:
+            return exc.errno
+
+
 # --------------------------------------------------------------------------------------
 # Probes (libbpf features.c)
 # --------------------------------------------------------------------------------------
@@ -293,17 +310,9 @@ def _probe_module_btf() -> bool:
 
 
 def _probe_perf_link() -> bool:
-    try:
-        prog = _prog(ProgType.TRACEPOINT)
-    except SyscallError:
-        return False
-    with prog:
-        try:
-            bpf_fd(Cmd.LINK_CREATE,
-                   attr.link_create(int(prog), 0xFFFFFFFF, AttachType.PERF_EVENT)).close()
-            return False
-        except SyscallError as exc:
-            return exc.errno == _errno.EBADF
+    err = _link_errno(ProgType.TRACEPOINT, 0, lambda prog: attr.link_create(
+        prog, 0xFFFFFFFF, AttachType.PERF_EVENT))
+    return err == _errno.EBADF
 
 
 def _probe_uprobe_multi_link() -> bool:
@@ -332,49 +341,28 @@ def _probe_kprobe_multi_link() -> bool:
     # stub (EOPNOTSUPP). Nothing is attached either way.
     from bpfobj.sys.attach_attr import link_create_kprobe_multi
 
-    try:
-        prog = _prog(ProgType.KPROBE, expected_attach_type=AttachType.TRACE_KPROBE_MULTI)
-    except SyscallError:
-        return False
-    with prog:
-        a = link_create_kprobe_multi(int(prog), AttachType.TRACE_KPROBE_MULTI, addrs=[0])
+    def make(prog: int) -> attr.Attr:
+        a = link_create_kprobe_multi(prog, AttachType.TRACE_KPROBE_MULTI, addrs=[0])
         a.addrs = 1  # not a readable user address
-        try:
-            bpf_fd(Cmd.LINK_CREATE, a).close()
-            return True
-        except SyscallError as exc:
-            return exc.errno == _errno.EFAULT
+        return a
+
+    err = _link_errno(ProgType.KPROBE, AttachType.TRACE_KPROBE_MULTI, make)
+    return err in (0, _errno.EFAULT)
 
 
 def _probe_sockmap_link() -> bool:
     # bpfobj's own, shaped like libbpf's probe_perf_link(): a kernel with sockmap links
     # (6.10+) looks the target map up and fails on a bad fd (EBADF); older kernels have no
     # link for sk_msg programs (EINVAL).
-    try:
-        prog = _prog(ProgType.SK_MSG, expected_attach_type=AttachType.SK_MSG_VERDICT)
-    except SyscallError:
-        return False
-    with prog:
-        try:
-            bpf_fd(Cmd.LINK_CREATE,
-                   attr.link_create(int(prog), 0xFFFFFFFF, AttachType.SK_MSG_VERDICT)).close()
-            return False
-        except SyscallError as exc:
-            return exc.errno == _errno.EBADF
+    err = _link_errno(ProgType.SK_MSG, AttachType.SK_MSG_VERDICT, lambda prog: attr.link_create(
+        prog, 0xFFFFFFFF, AttachType.SK_MSG_VERDICT))
+    return err == _errno.EBADF
 
 
 def _probe_tcx_link() -> bool:
-    try:
-        prog = _prog(ProgType.SCHED_CLS, expected_attach_type=AttachType.TCX_INGRESS)
-    except SyscallError:
-        return False
-    with prog:
-        try:
-            bpf_fd(Cmd.LINK_CREATE,
-                   attr.link_create(int(prog), 0x7FFFFFFF, AttachType.TCX_INGRESS)).close()
-            return True
-        except SyscallError as exc:
-            return exc.errno == _errno.ENODEV
+    err = _link_errno(ProgType.SCHED_CLS, AttachType.TCX_INGRESS, lambda prog: attr.link_create(
+        prog, 0x7FFFFFFF, AttachType.TCX_INGRESS))
+    return err in (0, _errno.ENODEV)
 
 
 def _probe_bpf_cookie() -> bool:

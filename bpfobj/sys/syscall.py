@@ -20,6 +20,7 @@ from typing import Any
 
 from bpfobj import enums
 from bpfobj.arch import host
+from bpfobj.closing import Closing
 from bpfobj.errors import PhaseError, SyscallError
 from bpfobj.sys.guard import check_online
 
@@ -151,7 +152,7 @@ def _close_quietly(fd: int) -> None:
         pass
 
 
-class Fd:
+class Fd(Closing):
     """An owned file descriptor.
 
     `close()` closes it once; an `Fd` that is garbage collected without being closed is
@@ -192,12 +193,6 @@ class Fd:
 
     def dup(self) -> Fd:
         return Fd(os.dup(self.fileno()))
-
-    def __enter__(self) -> Fd:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Fd {self._fd}>" if self._fd >= 0 else "<Fd closed>"

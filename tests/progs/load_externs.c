@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Externs the loader resolves in the running kernel, for integration/test_load.py: kconfig
  * values (.kconfig map, frozen) including libbpf's virtual LINUX_* ones, and a typeless
- * ksym whose address comes from /proc/kallsyms. A syscall program copies them into .bss
- * where the test reads them back. A tp_btf program needs attach_btf_id from the running
+ * ksym whose address comes from /proc/kallsyms. An XDP program, run once on a test packet,
+ * copies them into .bss where the test reads them back (XDP, not SEC("syscall"): Linux 5.10
+ * runs it). A tp_btf program needs attach_btf_id from the running
  * kernel's BTF (typedef btf_trace_sched_switch).
  */
 #include <linux/bpf.h>
@@ -22,8 +23,8 @@ extern const void bpfobj_missing_symbol __ksym __weak;   /* not anywhere: stays 
 __u64 version, wrapper, bpf_syscall, hz, hostname0, missing_config;
 __u64 vfs_read_addr, missing_addr;
 
-SEC("syscall")
-int read_externs(void *ctx)
+SEC("xdp")
+int read_externs(struct xdp_md *ctx)
 {
 	version = LINUX_KERNEL_VERSION;
 	wrapper = LINUX_HAS_SYSCALL_WRAPPER;
@@ -33,7 +34,7 @@ int read_externs(void *ctx)
 	missing_config = CONFIG_BPFOBJ_DOES_NOT_EXIST;
 	vfs_read_addr = (__u64)&vfs_read;
 	missing_addr = (__u64)&bpfobj_missing_symbol;
-	return 0;
+	return XDP_PASS;
 }
 
 __u64 switches;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Loaded into the running kernel by integration/test_maps.py and test_load.py, and run
- * with BPF_PROG_TEST_RUN (no attaching): SEC("syscall") programs that write every common
- * map type and the globals, read map-in-map and LPM entries back, pop the queue; an XDP
- * entry that tail-calls through a prog array with initial values; a tc program. (The bloom
- * filter, Linux 5.16+, is tested with obj_bloom.c.)
+ * with BPF_PROG_TEST_RUN (no attaching); loads on Linux 5.10. XDP programs that write every
+ * common map type and the globals, read map-in-map and LPM entries back, pop the queue: each
+ * takes its arguments from the test packet and writes its results back into it (the test
+ * run returns the packet); an XDP entry that tail-calls through a prog array with initial
+ * values; a tc program. (The bloom filter, Linux 5.16+, is tested with obj_bloom.c; a
+ * SEC("syscall") program's context, Linux 5.14+, with load_syscall.c.)
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -26,7 +28,9 @@ struct event {
 	__u64 value;
 };
 
-/* the context of the syscall programs: filled by the test, read back after the run */
+/* the arguments of update_maps and read_inner: the start of the test packet, filled by the
+ * test; the programs write out and out2 into it, and the test reads them from the packet
+ * the test run returns */
 struct args {
 	__u32 key;
 	__u32 pad;
@@ -144,14 +148,34 @@ struct {
 	.values = { [5] = &inner_b },
 };
 
-SEC("syscall")
-int update_maps(struct args *a)
+/* the packet's struct args, or NULL when the packet is shorter */
+static __always_inline struct args *packet_struct(struct xdp_md *ctx)
 {
-	__u32 k = a->key, zero = 0;
-	__u64 v = a->value * multiplier, *p;
-	struct stats *s, ns = { 1, v };
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	if (data + sizeof(struct args) > end)
+		return NULL;
+	return data;
+}
+
+/* every common map type, the ring buffer and the globals; returns value * multiplier's low
+ * 16 bits (not an XDP action: the test run only reports it), -1 for a short packet */
+SEC("xdp")
+int update_maps(struct xdp_md *ctx)
+{
+	struct args *a = packet_struct(ctx);
+	__u32 k, zero = 0;
+	__u64 v, *p;
+	struct stats *s, ns;
 	struct event *e;
 
+	if (!a)
+		return -1;
+	k = a->key;
+	v = a->value * multiplier;
+	ns.count = 1;
+	ns.sum = v;
 	s = bpf_map_lookup_elem(&hash_map, &k);
 	if (s) {
 		s->count++;
@@ -181,13 +205,20 @@ int update_maps(struct args *a)
 	return (int)(v & 0xffff);
 }
 
-SEC("syscall")
-int read_inner(struct args *a)
+/* out: inner_arr[0] of outer_arr[key]; out2: that of outer_hash[5]. Returns 0, or -1 for
+ * an empty outer_arr slot, -2 for a missing inner value, -3 for an empty outer_hash[5],
+ * -4 for a short packet */
+SEC("xdp")
+int read_inner(struct xdp_md *ctx)
 {
-	__u32 idx = 0, k = a->key, five = 5;
+	struct args *a = packet_struct(ctx);
+	__u32 idx = 0, k, five = 5;
 	__u32 *val;
 	void *inner;
 
+	if (!a)
+		return -4;
+	k = a->key;
 	inner = bpf_map_lookup_elem(&outer_arr, &k);
 	if (!inner)
 		return -1;
@@ -203,7 +234,7 @@ int read_inner(struct args *a)
 	return 0;
 }
 
-/* ---- maps sleepable programs may not use: run from XDP on a test packet ---- */
+/* ---- the queue, the stack and the LPM trie ---- */
 
 /* packet: u32 key, u64 value (unaligned, read by bytes) */
 static __always_inline int packet_args(struct xdp_md *ctx, __u32 *key, __u64 *value)
