@@ -28,9 +28,12 @@ CHILD = textwrap.dedent(
     _compile = builtins.compile
 
     def compile(*args, **kwargs):
-        ours = [f.filename for f in traceback.extract_stack()[:-1] if "/bpfobj/" in f.filename]
-        if ours:
-            callers.append(ours[-1])  # the innermost bpfobj frame
+        stack = traceback.extract_stack()[:-1]
+        # (importing a module without a valid .pyc compiles its source: not the case here)
+        if not stack[-1].filename.startswith("<frozen importlib"):
+            ours = [f.filename for f in stack if "/bpfobj/" in f.filename]
+            if ours:
+                callers.append(ours[-1])  # the innermost bpfobj frame
         return _compile(*args, **kwargs)
 
     builtins.compile = compile
