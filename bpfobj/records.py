@@ -294,6 +294,7 @@ def _build(cls: type, *, is_frozen: bool, kw_only: bool, order: bool) -> type:
     namespace["__record_frozen__"] = is_frozen
     namespace["__record_kw_only__"] = kw_only
     namespace["__record_repr__"] = tuple(repr_names)
+    namespace["__record_names__"] = frozenset(f.name for f in fs)  # for evolve's check
     namespace["__record_eq_key__"] = staticmethod(_key(tuple(eq_names)))
     if namespace.get("__hash__", NOTHING) is None and "__eq__" in namespace:
         del namespace["__hash__"]  # set implicitly by a class-level __eq__
@@ -363,11 +364,14 @@ def evolve(inst: _T, **changes: Any) -> _T:
     """A copy of ``inst`` with ``changes`` applied (``attrs.evolve``)."""
     cls = inst.__class__
     fs = _fields_of(cls)
-    unknown = changes.keys() - {f.name for f in fs}
-    if unknown:
+    if not changes.keys() <= cls.__record_names__:  # type: ignore[attr-defined]
+        unknown = changes.keys() - cls.__record_names__  # type: ignore[attr-defined]
         raise TypeError(f"evolve(): {cls.__qualname__} has no field {sorted(unknown)[0]!r}")
-    values = {f.name: getattr(inst, f.name) for f in fs if f.name not in changes}
-    return cls(**values, **changes)
+    # Every field by position (or by keyword for kw_only records): __init__'s fast path.
+    if cls.__record_kw_only__:  # type: ignore[attr-defined]
+        return cls(**{f.name: changes[f.name] if f.name in changes else getattr(inst, f.name)
+                      for f in fs})
+    return cls(*[changes[f.name] if f.name in changes else getattr(inst, f.name) for f in fs])
 
 
 def _is_record(value: object) -> bool:
