@@ -318,6 +318,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
 
 
+@pytest.fixture(scope="session")
+def info_attach_btf_id() -> Callable[[int], int]:
+    """What bpf_prog_info.attach_btf_id reports for a program loaded with `attach_btf_id`:
+    the field is filled from Linux 5.16 on (0 before: 5.10 leaves it out)."""
+    reported = KERNEL >= (5, 16)
+    return lambda attach_btf_id: attach_btf_id if reported else 0
+
+
 @pytest.fixture
 def pin_root() -> Iterator[str]:
     """A fresh directory on bpffs for LIBBPF_PIN_BY_NAME maps, removed afterwards."""

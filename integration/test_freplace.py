@@ -60,8 +60,8 @@ def test_set_attach_target_checks(bpf_build: Callable[..., Path], target: BpfObj
             obj.load()
 
 
-def test_freplace_replaces_the_function(bpf_build: Callable[..., Path],
-                                        target: BpfObject) -> None:
+def test_freplace_replaces_the_function(bpf_build: Callable[..., Path], target: BpfObject,
+                                        info_attach_btf_id: Callable[[int], int]) -> None:
     main = target.programs["xdp_main"]
     assert main.test_run(PACKET).retval == XDP_PASS
     with BpfObject.open(bpf_build("freplace_xdp.c")) as obj:
@@ -75,10 +75,14 @@ def test_freplace_replaces_the_function(bpf_build: Callable[..., Path],
                             f"{errno.errorcode.get(exc.errno, exc.errno)})")
             raise
         prog = obj.programs["xdp_drop_all"]
-        assert prog.info()["attach_btf_id"] == prog.attach_btf_id > 0
+        assert prog.attach_btf_id > 0
+        assert prog.info()["attach_btf_id"] == info_attach_btf_id(prog.attach_btf_id)
         with pytest.raises(PhaseError, match="after load"):
             obj.set_attach_target("xdp_drop_all", main)
-        link = prog.attach()
+        try:
+            link = prog.attach()
+        except NotSupportedError as exc:  # arm64 before 6.4: loads, but has no trampolines
+            pytest.skip(f"freplace attach needs BPF trampolines: {exc}")
         try:
             assert main.test_run(PACKET).retval == XDP_DROP
         finally:

@@ -176,9 +176,8 @@ def test_externs_from_the_running_kernel(bpf_build) -> None:
             obj.kconfig.CONFIG_HZ = 1000
 
 
-def test_tp_btf_gets_its_attach_btf_id(bpf_build) -> None:
+def test_tp_btf_gets_its_attach_btf_id(bpf_build, info_attach_btf_id) -> None:
     from bpfobj.btf.reader import load_kernel_btf
-    from bpfobj.kernel.kconfig import kernel_version, kernel_version_code
     from bpfobj.uapi import BtfKind
 
     vmlinux = load_kernel_btf()
@@ -188,9 +187,7 @@ def test_tp_btf_gets_its_attach_btf_id(bpf_build) -> None:
         prog = obj.programs["on_switch"]
         assert prog.attach_btf_id == want
         assert prog.attach_btf_obj_fd == 0  # vmlinux, not a module
-        # bpf_prog_info reports it back from Linux 5.16 on (0 before: 5.10 leaves it out).
-        reported = prog.info()["attach_btf_id"]
-        assert reported == (want if kernel_version() >= kernel_version_code(5, 16, 0) else 0)
+        assert prog.info()["attach_btf_id"] == info_attach_btf_id(want)
 
 
 def test_perf_event_link_and_raw_tracepoint(bpf_build, count_fds: Callable[[], int]) -> None:
