@@ -1245,8 +1245,9 @@ def load_kernel_btf(
         # Written at exit (5 MB: a few ms that the first result need not wait for). The
         # bytes stay alive until then: the running kernel's BTF, which
         # TargetBtf.running_kernel keeps for the whole process anyway; once per process.
+        # Its key is the one the index store (registered first, so run first) computed.
         _SNAPSHOTS_PENDING.add(snapshot.btf_path)
-        _at_exit(lambda: snapshot.store(data, _index.content_key(data, None)))
+        _at_exit(lambda: snapshot.store(data, btf._content_key()))
     return btf
 
 
