@@ -154,10 +154,7 @@ def test_matches_libbpf(bpf_build: Callable[..., Path]) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     import harnessbuild
 
-    reason = harnessbuild.missing_reason()
-    if reason:
-        pytest.skip(reason)
-    harness = harnessbuild.build("libbpf_struct_ops")
+    harness = harnessbuild.build_or_skip("libbpf_struct_ops")
     path = bpf_build(SRC, defines=("NO_LINK", 'CC_PLAIN_NAME="bpfobj_lbcc"'), tag="nolink")
     run = subprocess.run([str(harness), str(path)], capture_output=True, text=True, timeout=60)
     lb = json.loads(run.stdout)

@@ -47,6 +47,18 @@ def build(name: str, extra: tuple[str, ...] = ()) -> Path:
     return build_file(source(name), OUT, (*FLAGS, *extra))
 
 
+def build_or_skip(name: str, extra: tuple[str, ...] = ()) -> Path:
+    """`build` inside a test: skips naming what is missing, fails with gcc's message."""
+    import pytest
+
+    if (reason := missing_reason()) is not None:
+        pytest.skip(reason)
+    try:
+        return build(name, extra)
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"building {source(name).name} failed:\n{exc.stderr}")
+
+
 def build_file(src: Path, out_dir: Path, flags: Sequence[str] = FLAGS) -> Path:
     """Compile `src` into `out_dir` (cached, see the module doc) and return the binary.
 

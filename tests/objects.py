@@ -35,7 +35,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = ROOT / "tests" / "progs"
-HARNESS_SRC = harnessbuild.source("libbpf_open")
 
 BuildFn = Callable[..., Path]
 
@@ -306,10 +305,6 @@ def build_all(bpf_build: BuildFn) -> dict[str, Path]:
 
 # ---------------------------------------------------------------------------------------
 # libbpf's side: tests/harness/libbpf_open.c
-
-
-def harness_missing_reason() -> str | None:
-    return harnessbuild.missing_reason()
 
 
 def build_harness() -> Path:

@@ -38,18 +38,12 @@ from bpfobj.spec import ExternKind, ObjectSpec
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage, ProgType
 
 ROOT = Path(__file__).resolve().parent.parent
-HARNESS_SRC = harnessbuild.source("libbpf_btf_fixup")
 
 
 def fixup_harness() -> Path:
     """Build tests/harness/libbpf_btf_fixup.c (cached by content); skip without gcc or
     libbpf-dev."""
-    if (reason := harnessbuild.missing_reason()) is not None:
-        pytest.skip(reason)
-    try:
-        return harnessbuild.build("libbpf_btf_fixup", ("-rdynamic",))
-    except subprocess.CalledProcessError as exc:
-        pytest.fail(f"building {HARNESS_SRC.name} failed:\n{exc.stderr}")
+    return harnessbuild.build_or_skip("libbpf_btf_fixup", ("-rdynamic",))
 
 
 def libbpf_btf(obj: Path, mode: str, tmp: Path, missing: str = "") -> bytes | None:

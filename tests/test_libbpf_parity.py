@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import harnessbuild
 import objects
 import pytest
 from objects import OBJECTS, ObjCase
@@ -44,13 +45,7 @@ MAP_IN_MAP = ("array_of_maps", "hash_of_maps")
 
 @pytest.fixture(scope="session")
 def harness() -> Path:
-    reason = objects.harness_missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    try:
-        return objects.build_harness()
-    except subprocess.CalledProcessError as exc:
-        pytest.fail(f"building {objects.HARNESS_SRC} failed:\n{exc.stderr}")
+    return harnessbuild.build_or_skip("libbpf_open")
 
 
 def _is_libbpf_11(view: dict[str, Any]) -> bool:

@@ -243,12 +243,7 @@ ODD_NAMES = [
 
 
 def _harness_binary() -> Path:
-    if (reason := harnessbuild.missing_reason()) is not None:
-        pytest.skip(reason)
-    try:
-        return harnessbuild.build("sec_type", ("-Werror",))
-    except subprocess.CalledProcessError as exc:
-        pytest.fail(f"building sec_type.c failed:\n{exc.stderr}")
+    return harnessbuild.build_or_skip("sec_type", ("-Werror",))
 
 
 #: a harness answer: (prog_type, expected_attach_type) as ints, or the errno
