@@ -9,11 +9,13 @@ Attributes are imported lazily so that ``import bpfobj`` stays cheap for command
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.errors import BpfObjError
     from bpfobj.object import BpfObject
 

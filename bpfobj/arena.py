@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import errno as _errno
 import mmap as _mmap
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.errors import NotSupportedError, PhaseError, SpecError, SyscallError
 from bpfobj.maps import Codec, Map
 from bpfobj.uapi import BPF_F_MMAPABLE, BPF_F_SEGV_ON_FAULT
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.reader import Btf
     from bpfobj.spec import MapSpec
     from bpfobj.sys.vm import Region

@@ -65,7 +65,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 
@@ -82,7 +81,10 @@ from bpfobj.core.spec import ENUMVAL_KINDS, FIELD_KINDS, parse_spec
 from bpfobj.errors import BpfObjError, BtfError, CoreError
 from bpfobj.uapi import BtfKind, CoreReloKind
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.core.candidates import TargetBtf as CoreTarget
     from bpfobj.core.relo import CoreDecision
     from bpfobj.core.spec import CoreSpec

@@ -13,17 +13,18 @@ from __future__ import annotations
 import select
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.closing import ClosingOnDel
 from bpfobj.errors import PhaseError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any, TypeAlias
 
 __all__ = ["BufferConsumer", "wait_readable"]
 
-Record = Any
+Record: TypeAlias = "Any"
 
 
 class BufferConsumer(ClosingOnDel, ABC):

@@ -31,18 +31,20 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
 
 from bpfobj import records
 from bpfobj.errors import BpfObjError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
     from bpfobj.btf.target import TargetBtf
     from bpfobj.core.record import CoreRecord
     from bpfobj.spec import ObjectSpec
 
-Status = Literal["ok", "poisoned", "error"]
-KernelFormat = Literal["raw", "elf", "xz"]
+Status: TypeAlias = 'Literal["ok", "poisoned", "error"]'
+KernelFormat: TypeAlias = 'Literal["raw", "elf", "xz"]'
 
 _BTF_MAGIC = (b"\x9f\xeb", b"\xeb\x9f")
 _XZ_MAGIC = b"\xfd7zXZ\x00"

@@ -20,8 +20,7 @@ Imports nothing: every layer may use it, and it costs a tool's start-up one tiny
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self

@@ -12,7 +12,6 @@ import mmap
 import os
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.elf.reader import (
@@ -58,7 +57,10 @@ from bpfobj.uapi import (
     ProgType,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf import Btf, BtfExt
 
 BPF_OBJ_NAME_LEN = 16

@@ -17,7 +17,6 @@ Pure: no kernel involved. Externs are resolved by the caller (prepare) and passe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from bpfobj import enums, records
 from bpfobj.elf.reader import (
@@ -41,6 +40,10 @@ from bpfobj.uapi import (
     PSEUDO_MAP_IDX,
     PSEUDO_MAP_IDX_VALUE,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 BPF_JMP_CALL = 0x85  # BPF_JMP | BPF_CALL (| BPF_K)
 BPF_LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW

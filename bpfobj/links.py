@@ -31,14 +31,16 @@ import errno as _errno
 import io
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.closing import Closing
 from bpfobj.errors import BpfObjError, NotSupportedError, PhaseError, SyscallError
 from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.maps import Map
     from bpfobj.programs import Program
     from bpfobj.sys.attach_attr import LinkType

@@ -23,7 +23,6 @@ import re
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import log, maptypes
 from bpfobj.errors import (
@@ -55,7 +54,10 @@ from bpfobj.uapi import (
     ProgType,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.reader import Btf
     from bpfobj.kernel.features import Features
     from bpfobj.prepare import PreparedObject, PreparedProgram

@@ -8,7 +8,10 @@ before building an event's fields.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEBUG = 10  # logging.DEBUG, logging.WARNING: the stdlib's logging (~4 ms) is imported
 WARNING = 30  # only once an application has imported it, or an event is emitted

@@ -23,7 +23,6 @@ import errno as _errno
 import mmap as _mmap
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.errors import BpfObjError, PhaseError, SpecError, SyscallError
@@ -32,7 +31,10 @@ from bpfobj.sys.attr import BPF_ANY, BPF_EXIST, BPF_NOEXIST
 from bpfobj.sys.syscall import Cmd, Fd, bpf
 from bpfobj.uapi import BPF_F_MMAPABLE, BtfKind, MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.reader import Btf
     from bpfobj.spec import MapSpec
 

@@ -12,11 +12,10 @@ only for maps of their type.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bpfobj.maps import Map
 from bpfobj.uapi import MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from bpfobj.spec import MapSpec
 

@@ -17,15 +17,16 @@ they made would be refused.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from bpfobj import enums
 from bpfobj.closing import Closing
 from bpfobj.errors import BpfObjError, InternalError, PhaseError, SpecError
 from bpfobj.sys.guard import offline
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, TypeVar
 
     from bpfobj.btf.reader import Btf
     from bpfobj.btf.target import TargetBtf
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from bpfobj.sys.syscall import Fd
 
     T = TypeVar("T")
+    V = TypeVar("V")
 
 
 def _running_kernel_target(spec: ObjectSpec) -> TargetBtf | None:
@@ -70,10 +72,9 @@ def _guarded(work: Callable[[], T], spec: ObjectSpec, data: bytes) -> T:
         ) from exc
 
 
-V = TypeVar("V")
 
 
-class _Named(dict[str, V]):
+class _Named(dict[str, "V"]):  # generic for the type checker only
     """name -> loaded object; a missing name says which exist."""
 
     def __init__(self, what: str) -> None:

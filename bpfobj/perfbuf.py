@@ -28,14 +28,16 @@ import select
 import struct
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.buffers import BufferConsumer
 from bpfobj.errors import SpecError, SyscallError
 from bpfobj.ringbuf import RecordDecoder, _fence, make_decoder, map_fd_and_info, unmap
 from bpfobj.uapi import MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from bpfobj.btf.reader import Btf
     from bpfobj.sys.syscall import Fd
 
@@ -53,7 +55,7 @@ _SAMPLE_HDR = _HDR + 4  # then u32 size; char data[size] (PERF_SAMPLE_RAW)
 #: records decoded per batch before data_tail is published
 CHUNK = 2048
 
-Record = Any
+Record: TypeAlias = "Any"
 SampleCallback = Callable[[int, Record], object]
 LostCallback = Callable[[int, int], object]
 

@@ -12,7 +12,6 @@ appended, calls fixed), then data relocations turn map references into map indic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.errors import BpfObjError, LinkError
@@ -21,7 +20,10 @@ from bpfobj.linker import ExternRef, Linker, MapRef, ResolvedExtern
 from bpfobj.spec import Extern, ExternKind, MapSpec, ObjectSpec, ProgramSpec
 from bpfobj.uapi import BtfKind, MapType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.ext import CoreRelo
     from bpfobj.btf.target import TargetBtf
     from bpfobj.core.record import CoreRecord

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import errno as _errno
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.errors import PhaseError, SyscallError
@@ -19,7 +18,10 @@ from bpfobj.uapi import ProgType
 
 _ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h), seen by user space
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.insn import Instruction
     from bpfobj.links import Link
     from bpfobj.prepare import PreparedProgram

@@ -20,7 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, TypeVar, dataclass_transform, overload
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    _C = TypeVar("_C", bound=type)
+    _T = TypeVar("_T")
 
 __all__ = [
     "Field",
@@ -33,9 +39,6 @@ __all__ = [
     "fields",
     "frozen",
 ]
-
-_C = TypeVar("_C", bound=type)
-_T = TypeVar("_T")
 
 
 class _Nothing:
@@ -318,11 +321,16 @@ def _build(cls: type, *, is_frozen: bool, kw_only: bool, order: bool) -> type:
     return new
 
 
-@overload
-def frozen(cls: _C, /) -> _C: ...
-@overload
-def frozen(*, kw_only: bool = False, order: bool = False) -> Callable[[_C], _C]: ...
-@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+# The signatures the type checker reads (PEP 681 puts dataclass_transform on the first
+# overload); at run time only the implementation exists, and typing is not imported.
+if TYPE_CHECKING:
+    @overload
+    @dataclass_transform(frozen_default=True, field_specifiers=(field,))
+    def frozen(cls: _C, /) -> _C: ...
+    @overload
+    def frozen(*, kw_only: bool = False, order: bool = False) -> Callable[[_C], _C]: ...
+
+
 def frozen(cls: Any = None, /, *, kw_only: bool = False, order: bool = False) -> Any:
     """An immutable, hashable record (``attrs.frozen``)."""
 
@@ -332,11 +340,14 @@ def frozen(cls: Any = None, /, *, kw_only: bool = False, order: bool = False) ->
     return wrap if cls is None else wrap(cls)
 
 
-@overload
-def define(cls: _C, /) -> _C: ...
-@overload
-def define(*, kw_only: bool = False, order: bool = False) -> Callable[[_C], _C]: ...
-@dataclass_transform(field_specifiers=(field,))
+if TYPE_CHECKING:
+    @overload
+    @dataclass_transform(field_specifiers=(field,))
+    def define(cls: _C, /) -> _C: ...
+    @overload
+    def define(*, kw_only: bool = False, order: bool = False) -> Callable[[_C], _C]: ...
+
+
 def define(cls: Any = None, /, *, kw_only: bool = False, order: bool = False) -> Any:
     """A mutable record (``attrs.define``)."""
 

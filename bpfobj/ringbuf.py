@@ -32,7 +32,6 @@ import select
 import struct
 from _thread import allocate_lock
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.arch import host
 from bpfobj.buffers import BufferConsumer
@@ -40,7 +39,10 @@ from bpfobj.buffers import wait_readable as wait_readable  # moved; still import
 from bpfobj.errors import BpfObjError, SpecError, SyscallError
 from bpfobj.uapi import BtfKind, MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from bpfobj.btf.reader import Btf
 
 __all__ = [
@@ -63,7 +65,7 @@ CHUNK = 2048
 #: records one drain of a ring hands over at most (the rest: at the next poll)
 BATCH_LIMIT = 8192
 
-Record = Any
+Record: TypeAlias = "Any"
 Callback = Callable[[Record], object]
 
 
@@ -121,7 +123,7 @@ class _Leaf:
 
 
 # ("leaf", _Leaf) | ("const", source) | ("dict", [(name, node)]) | ("list", [node])
-_Node = tuple[str, Any]
+_Node: TypeAlias = "tuple[str, Any]"
 
 _INT_FMT = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
             (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}

@@ -8,12 +8,13 @@ descriptors) are built from them later. Modelled after cilium/ebpf's CollectionS
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from bpfobj import enums, records
 from bpfobj.uapi import AttachType, MapType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf import Btf, BtfExt
     from bpfobj.btf.ext import CoreRelo, FuncInfo, LineInfo
     from bpfobj.elf.secdefs import SecDef

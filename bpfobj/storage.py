@@ -25,7 +25,6 @@ import errno as _errno
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.errors import NotSupportedError, SpecError, SyscallError
@@ -33,7 +32,10 @@ from bpfobj.maps import Map
 from bpfobj.sys.attr import BPF_ANY
 from bpfobj.uapi import BPF_F_NO_PREALLOC, MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.spec import MapSpec
 
 __all__ = ["LOCAL_STORAGE_TYPES", "LocalStorageMap", "Pid", "check_spec"]

@@ -25,14 +25,14 @@ the slots and registers the map.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from bpfobj import records
 from bpfobj.errors import LinkError, SpecError
 from bpfobj.uapi import BPF_F_LINK, BtfKind, MapType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
     from bpfobj.btf import Btf
     from bpfobj.btf.target import TargetBtf

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno as _errno
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.errors import LinkError, NotSupportedError, PhaseError, SyscallError
 from bpfobj.maps import Map
@@ -24,7 +23,10 @@ from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf_fd
 from bpfobj.uapi import BPF_F_LINK, BPF_F_VTYPE_BTF_OBJ_FD, MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.kernel.features import Features
     from bpfobj.links import Link
     from bpfobj.prepare import PreparedObject

@@ -29,7 +29,6 @@ import mmap
 import select
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.closing import ClosingOnDel
 from bpfobj.errors import BufferFullError, PhaseError, SpecError
@@ -45,7 +44,10 @@ from bpfobj.ringbuf import (
 )
 from bpfobj.uapi import MapType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.reader import Btf
     from bpfobj.maps import Codec
     from bpfobj.spec import MapSpec

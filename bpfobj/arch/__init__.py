@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Literal
 
 from bpfobj import records
 
-ByteOrder = Literal["little", "big"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
+ByteOrder: TypeAlias = 'Literal["little", "big"]'
 
 
 @records.frozen

@@ -59,14 +59,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.attach.common import attach_kind, sec_def, sec_name
 from bpfobj.elf.secdefs import AttachKind
 from bpfobj.errors import BpfObjError, SpecError
 from bpfobj.links import Link
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.object import BpfObject
     from bpfobj.programs import Program
 

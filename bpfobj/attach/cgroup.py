@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import TYPE_CHECKING, Any, Literal
 
 from bpfobj.attach.common import TRAMPOLINES, fail, link_create, prog_attach, wrap_fd
 from bpfobj.errors import NotSupportedError
@@ -25,7 +24,10 @@ from bpfobj.sys import attach_attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf
 from bpfobj.uapi import AttachType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from bpfobj.links import Link
     from bpfobj.programs import Program
 

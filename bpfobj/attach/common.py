@@ -8,19 +8,22 @@ import ctypes
 import errno as _errno
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from bpfobj.errors import BpfObjError, NotSupportedError, SpecError, SyscallError
 from bpfobj.links import Link
 from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd, libc_call
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, NoReturn, TypeVar
+
+    _T = TypeVar("_T")
+
     from bpfobj.elf.secdefs import AttachKind, SecDef
     from bpfobj.kernel.features import Features
     from bpfobj.programs import Program
 
-_T = TypeVar("_T")
 
 ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h)
 #: errnos meaning "this kernel cannot do that" rather than "that is wrong"

@@ -4,13 +4,14 @@ program: struct_ops programs (through their map), syscall (run with BPF_PROG_TES
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from bpfobj.attach.common import fail, prog_attach, wrap_fd
 from bpfobj.errors import NotSupportedError
 from bpfobj.uapi import AttachType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.links import Link
     from bpfobj.maps import Map
     from bpfobj.programs import Program

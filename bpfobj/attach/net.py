@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket
-from typing import TYPE_CHECKING, Any, Literal
 
 from bpfobj.attach.common import (
     fail,
@@ -45,7 +44,10 @@ from bpfobj.sys import attach_attr
 from bpfobj.sys.syscall import Fd
 from bpfobj.uapi import AttachType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
     from bpfobj.programs import Program
 
 # linux/if_link.h
@@ -74,7 +76,7 @@ NFPROTO_IPV4 = 2
 NFPROTO_IPV6 = 10
 NF_HOOKS = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4}
 
-XdpMode = Literal["skb", "generic", "drv", "native", "hw", "offload"] | None
+XdpMode: TypeAlias = 'Literal["skb", "generic", "drv", "native", "hw", "offload"] | None'
 
 
 def ifindex_of(dev: int | str) -> int:

@@ -11,7 +11,6 @@ then PERF_EVENT_IOC_ENABLE. The `Link` owns the perf event fd either way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
 
 from bpfobj.attach.common import features, unsupported, wrap_fd
 from bpfobj.errors import BpfObjError, NotSupportedError, SyscallError
@@ -20,12 +19,15 @@ from bpfobj.sys import attr, perf
 from bpfobj.sys.syscall import Cmd, Fd, bpf_fd
 from bpfobj.uapi import AttachType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
     from bpfobj.programs import Program
 
 #: how a perf-event based program is attached (libbpf enum probe_attach_mode):
 #: "link" BPF_LINK_CREATE, "ioctl" PERF_EVENT_IOC_SET_BPF, None the best the kernel has
-PerfMode = Literal["link", "ioctl"] | None
+PerfMode: TypeAlias = 'Literal["link", "ioctl"] | None'
 
 
 def attach_perf_fd(

@@ -15,7 +15,6 @@ fmod_ret, freplace), LSM hooks and iterators.
 from __future__ import annotations
 
 import errno as _errno
-from typing import TYPE_CHECKING, Any
 
 from bpfobj.attach.common import (
     TRAMPOLINES,
@@ -32,7 +31,10 @@ from bpfobj.sys import attr, perf
 from bpfobj.sys.syscall import Cmd, bpf_fd
 from bpfobj.uapi import AttachType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.programs import Program
 
 _RAW_TP_PREFIXES = ("raw_tp", "raw_tracepoint", "raw_tp.w", "raw_tracepoint.w")

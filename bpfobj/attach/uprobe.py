@@ -21,7 +21,6 @@ import ctypes
 import os
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.arch import host
@@ -50,7 +49,10 @@ from bpfobj.sys import attach_attr, perf
 from bpfobj.sys.syscall import Fd, perf_event_open
 from bpfobj.uapi import AttachType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.programs import Program
 
 PMU_DIR = "/sys/bus/event_source/devices"

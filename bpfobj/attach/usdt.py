@@ -32,7 +32,6 @@ import re
 import struct
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.arch import Arch, host
@@ -44,7 +43,10 @@ from bpfobj.links import Link
 from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.programs import Program
 
 USDT_NOTE_SEC = ".note.stapsdt"

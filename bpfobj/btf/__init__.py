@@ -15,9 +15,11 @@ Names are imported on first use so that ``import bpfobj.btf`` stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo
     from bpfobj.btf.reader import Btf, BtfHeader, load_kernel_btf, load_raw_file
 

@@ -29,13 +29,16 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Final
 
 from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.reader import Btf
 from bpfobj.errors import BtfError
 from bpfobj.uapi import BtfKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Final
 
 # enum btf_dump_type_order_state / btf_dump_type_emit_state
 _NOT_ORDERED, _ORDERING, _ORDERED = 0, 1, 2

@@ -17,12 +17,12 @@ than the minimum are rejected, as libbpf does. Offsets in the records are in byt
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 from bpfobj import records
 from bpfobj.errors import BtfError, BtfExtError
 from bpfobj.uapi import CoreReloKind
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from bpfobj.btf.reader import Btf
 

@@ -33,7 +33,6 @@ bpfobj.btf keeps away from pyelftools.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
 
 from bpfobj import records
 from bpfobj.btf import types as T
@@ -42,10 +41,15 @@ from bpfobj.errors import SpecError
 from bpfobj.spec import ExternKind
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from bpfobj.btf.reader import Btf
     from bpfobj.btf.sanitize import BtfFeatures
     from bpfobj.spec import Extern, ObjectSpec
+else:
+    Protocol = object  # protocols only matter to the type checker
 
 KSYMS_SEC = ".ksyms"
 KCONFIG_SEC = ".kconfig"

@@ -28,7 +28,6 @@ from array import array
 from collections.abc import Callable, Sequence
 from itertools import compress, repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING
 
 # (fixed words, words per vlen element) per kind, from btf.rst section 2.2; index = kind.
 # Kind 0 (UNKN) is invalid in a type section, so it has no entry.
@@ -63,6 +62,7 @@ NAME_KEY = 32
 KEY_STRUCT = struct.Struct(f"{NAME_KEY}s")
 
 Words = Sequence[int]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from mmap import mmap
 

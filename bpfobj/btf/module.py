@@ -18,13 +18,13 @@ modules skip that one with a warning instead of failing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.errors import BpfObjError, BtfError
 from bpfobj.uapi import BtfKind
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from bpfobj.btf.reader import Btf
 

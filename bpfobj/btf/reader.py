@@ -19,16 +19,18 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from itertools import pairwise
-from typing import TYPE_CHECKING, NamedTuple
 
 from bpfobj.btf import index as _index
 from bpfobj.errors import BpfObjError, BtfError, NotSupportedError
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from mmap import mmap
+    from typing import NamedTuple
 
     from bpfobj.btf.types import BtfType
 
@@ -81,21 +83,29 @@ _U32_MAX = 0xFFFFFFFF
 # struct btf_header as found (layout fields are 0 when hdr_len < 32). The functional form:
 # a NamedTuple class statement makes the process's first compile() (~10M instructions
 # building the ast module's classes, ~3.7 ms at start-up; see bpfobj.btf.types).
-BtfHeader = NamedTuple(  # noqa: UP014
-    "BtfHeader",
-    [
-        ("magic", int),
-        ("version", int),
-        ("flags", int),
-        ("hdr_len", int),
-        ("type_off", int),
-        ("type_len", int),
-        ("str_off", int),
-        ("str_len", int),
-        ("layout_off", int),
-        ("layout_len", int),
-    ],
-)
+# At run time collections.namedtuple: the same class, without importing typing.
+if TYPE_CHECKING:
+    BtfHeader = NamedTuple(  # noqa: UP014
+        "BtfHeader",
+        [
+            ("magic", int),
+            ("version", int),
+            ("flags", int),
+            ("hdr_len", int),
+            ("type_off", int),
+            ("type_len", int),
+            ("str_off", int),
+            ("str_len", int),
+            ("layout_off", int),
+            ("layout_len", int),
+        ],
+    )
+else:
+    BtfHeader = namedtuple(
+        "BtfHeader",
+        ["magic", "version", "flags", "hdr_len", "type_off",
+         "type_len", "str_off", "str_len", "layout_off", "layout_len"],
+    )
 
 
 class Btf:

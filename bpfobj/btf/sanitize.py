@@ -31,13 +31,12 @@ With every feature present nothing changes and the input bytes come back as they
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bpfobj import records
 from bpfobj.btf import types as T
 from bpfobj.btf.writer import BtfBuilder
 from bpfobj.uapi import BtfFuncLinkage
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from bpfobj.btf.reader import Btf
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
 
 from bpfobj.errors import BpfObjError, BtfError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from bpfobj.btf.reader import Btf
 

@@ -11,10 +11,14 @@ meanings follow Documentation/bpf/btf.rst (Linux 6.12):
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from collections import namedtuple
 
 from bpfobj import records
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import ClassVar, NamedTuple
 
 # BTF_INT_ENCODING bits (linux/btf.h).
 INT_SIGNED = 1 << 0
@@ -161,9 +165,12 @@ class Union(_Composite):
     kind: ClassVar[BtfKind] = BtfKind.UNION
 
 
-# NamedTuples in the functional form, whose field types are not strings: see
-# bpfobj.insn.codec._Fields.
-EnumValue = NamedTuple("EnumValue", [("name", str), ("value", int)])  # noqa: UP014
+# Typed NamedTuples for the type checker; at run time the same collections.namedtuple
+# without importing typing (see bpfobj.insn.codec._Fields).
+if TYPE_CHECKING:
+    EnumValue = NamedTuple("EnumValue", [("name", str), ("value", int)])  # noqa: UP014
+else:
+    EnumValue = namedtuple("EnumValue", ["name", "value"])
 
 
 @records.frozen
@@ -205,7 +212,10 @@ class Func(BtfType):
     linkage: BtfFuncLinkage = BtfFuncLinkage.STATIC
 
 
-Param = NamedTuple("Param", [("name", str), ("type", int)])  # noqa: UP014
+if TYPE_CHECKING:
+    Param = NamedTuple("Param", [("name", str), ("type", int)])  # noqa: UP014
+else:
+    Param = namedtuple("Param", ["name", "type"])
 Param.__doc__ = """A FUNC_PROTO parameter; ``("", 0)`` as the last one means ``...``."""
 
 

@@ -31,7 +31,6 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import records
 from bpfobj.btf import index as _index
@@ -39,7 +38,10 @@ from bpfobj.btf import types as T
 from bpfobj.errors import BtfError
 from bpfobj.uapi import BtfFuncLinkage, BtfKind, BtfVarLinkage
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.reader import Btf
 
 BTF_MAGIC = 0xEB9F

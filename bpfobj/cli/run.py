@@ -24,9 +24,11 @@ import json
 import select
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.reader import Btf
     from bpfobj.maps import Map
     from bpfobj.object import BpfObject

@@ -12,10 +12,15 @@ The helpers mirror libbpf's: `skip_mods_and_typedefs` (libbpf.c), `resolve_size`
 from __future__ import annotations
 
 import weakref
-from typing import Any, Protocol
 
 from bpfobj.errors import BtfError
 from bpfobj.uapi import BtfKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # protocols only matter to the type checker
 
 # btf.h BTF_INT_SIGNED: the encoding bit of a signed integer.
 BTF_INT_SIGNED = 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 from bpfobj import records
 from bpfobj.core.btfview import (
@@ -29,6 +28,10 @@ from bpfobj.core.btfview import (
     type_count,
 )
 from bpfobj.core.compat import essential_name_len
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @records.frozen

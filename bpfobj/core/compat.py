@@ -12,8 +12,6 @@ deep recursion (-EINVAL).
 
 from __future__ import annotations
 
-from typing import Any
-
 from bpfobj.core.btfview import (
     BTF_INT_SIGNED,
     enum_name,
@@ -32,6 +30,10 @@ from bpfobj.core.btfview import (
     vlen,
 )
 from bpfobj.uapi import BtfKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 EINVAL = 22
 

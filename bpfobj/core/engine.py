@@ -11,12 +11,15 @@ it: the engine therefore decides every relocation of the object in that order on
 from __future__ import annotations
 
 from collections.abc import MutableSequence, Sequence
-from typing import Any
 
 from bpfobj.core.candidates import CoreCache, TargetBtf
 from bpfobj.core.record import CoreRecord, apply
 from bpfobj.core.relo import ByteOrder, CoreDecision, resolve
 from bpfobj.uapi import CoreReloKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 INSN_SIZE = 8
 

@@ -17,13 +17,16 @@ Instructions that do not hold the value the compiler was expected to put there r
 from __future__ import annotations
 
 from collections.abc import MutableSequence
-from typing import Any, Literal
 
 from bpfobj import records
 from bpfobj.core.relo import CoreDecision
 from bpfobj.errors import CoreError
 from bpfobj.insn.codec import Instruction
 from bpfobj.uapi import CORE_POISON_IMM, CoreReloKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
 
 # bpf_common.h / bpf.h opcode fields (the same values as bpfobj.insn.opcodes).
 _CLASS_MASK = 0x07
@@ -38,7 +41,7 @@ _BYTES_SIZE = {v: k for k, v in _SIZE_BYTES.items()}
 _SHRT_MAX = 0x7FFF
 _U64 = (1 << 64) - 1
 
-PatchOutcome = Literal["patched", "poisoned"]
+PatchOutcome: TypeAlias = 'Literal["patched", "poisoned"]'
 
 
 @records.frozen

@@ -10,13 +10,16 @@ before and after, and the outcome: ``patched``, ``poisoned`` (``call 0xbad2310``
 from __future__ import annotations
 
 from collections.abc import MutableSequence
-from typing import Any
 
 from bpfobj import log as _log
 from bpfobj import records
 from bpfobj.core.patch import PatchResult, patch
 from bpfobj.core.relo import CandidateResult, CoreDecision, Outcome
 from bpfobj.errors import CoreError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @records.frozen

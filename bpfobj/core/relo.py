@@ -16,7 +16,6 @@ the same text, so its output can be compared line by line with libbpf's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, NoReturn, Protocol
 
 from bpfobj import records
 from bpfobj.core.btfview import (
@@ -68,8 +67,14 @@ from bpfobj.core.spec import (
 from bpfobj.errors import CoreError
 from bpfobj.uapi import BtfKind, CoreReloKind
 
-Outcome = Literal["patched", "poisoned", "error"]
-ByteOrder = Literal["little", "big"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Literal, NoReturn, Protocol, TypeAlias
+else:
+    Protocol = object  # protocols only matter to the type checker
+
+Outcome: TypeAlias = 'Literal["patched", "poisoned", "error"]'
+ByteOrder: TypeAlias = 'Literal["little", "big"]'
 
 _U64 = (1 << 64) - 1
 

@@ -10,7 +10,6 @@ libbpf prints in its debug log, e.g. ``<byte_off> [7] struct task_struct.pid (0:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from bpfobj import records
 from bpfobj.core.btfview import (
@@ -28,6 +27,10 @@ from bpfobj.core.btfview import (
     vlen,
 )
 from bpfobj.uapi import BtfKind, CoreReloKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 # relo_core.h BPF_CORE_SPEC_MAX_LEN
 SPEC_MAX_LEN = 64

@@ -14,10 +14,13 @@ import io
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 from bpfobj import records
 from bpfobj.errors import BpfObjError, ElfError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Literal
 
 # ELF constants (elf.h).
 EM_BPF = 247

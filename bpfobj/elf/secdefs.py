@@ -16,7 +16,6 @@ Pure table and functions: no ELF parsing, no kernel access.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import enums, records
 from bpfobj.errors import SpecError
@@ -317,7 +316,9 @@ def _sec_def(index: int) -> SecDef:
     return sec_def
 
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
     #: The table as `SecDef` records, in libbpf's order.
     SECTION_DEFS: tuple[SecDef, ...]
 

@@ -3,7 +3,7 @@
 Offline and kernel-free: nothing here touches bpf(2).
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from bpfobj.arch import ByteOrder
 from bpfobj.insn.codec import (
@@ -20,7 +20,10 @@ from bpfobj.insn.codec import (
     pseudo_call,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.insn.disasm import Symbol, disassemble_insns, disassemble_section, format_insn
 
 _DISASM = ("Symbol", "disassemble_insns", "disassemble_section", "format_insn")

@@ -19,14 +19,18 @@ import gc
 import struct
 import sys
 from array import array
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import itemgetter
-from typing import NamedTuple
 
 from bpfobj.arch import ByteOrder
 from bpfobj.errors import InsnError
 from bpfobj.uapi import PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 # The opcodes the codec builds and classifies by, as plain ints: `bpfobj.insn.opcodes` is
 # their table, but importing it builds nine enum classes (~2 ms at every tool's start-up)
@@ -72,9 +76,13 @@ _tuple_new = tuple.__new__
 # The functional form: with string annotations (``from __future__ import annotations``) the
 # class form makes typing.NamedTuple compile() each one, and a process's first compile()
 # builds the ast module's ~120 classes (~3.5 ms).
-_Fields = NamedTuple(  # noqa: UP014 (see above)
-    "_Fields", [("code", int), ("dst", int), ("src", int), ("off", int), ("imm", int)]
-)
+# At run time collections.namedtuple: the same class, without importing typing (~4 ms).
+if TYPE_CHECKING:
+    _Fields = NamedTuple(  # noqa: UP014 (see above)
+        "_Fields", [("code", int), ("dst", int), ("src", int), ("off", int), ("imm", int)]
+    )
+else:
+    _Fields = namedtuple("_Fields", ["code", "dst", "src", "off", "imm"])
 
 
 class Instruction(_Fields):

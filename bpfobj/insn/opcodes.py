@@ -13,9 +13,11 @@ macros, so an opcode is composed with ``|``: ``InsnClass.ALU64 | AluOp.ADD | Sou
 
 from __future__ import annotations
 
-from typing import Final
-
 from bpfobj import enums
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Final
 
 # One instruction slot is 8 bytes; ld_imm64 takes two slots (ISA "Wide instruction encoding").
 INSN_SIZE: Final = 8

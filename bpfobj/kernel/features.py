@@ -25,7 +25,6 @@ import struct
 import zlib
 from _thread import allocate_lock
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from bpfobj import log, records
 from bpfobj.arch import host
@@ -37,7 +36,10 @@ from bpfobj.sys import attr
 from bpfobj.sys.syscall import Cmd, Fd, bpf, bpf_fd
 from bpfobj.uapi import BPF_F_MMAPABLE, PSEUDO_CALL, PSEUDO_MAP_VALUE, AttachType, MapType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfobj.btf.sanitize import BtfFeatures
 
 CACHE_VERSION = 1

@@ -18,11 +18,11 @@ import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from bpfobj.errors import LinkError, NotSupportedError
 from bpfobj.spec import Extern, ExternKind, KconfigType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from bpfobj.kernel.features import Features
 

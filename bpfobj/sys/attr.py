@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
 
 from bpfobj.sys.syscall import Cmd
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    S = TypeVar("S", bound=type[ctypes.Structure])
 
 # Flags (linux/bpf.h).
 BPF_ANY = 0  # MAP_UPDATE_ELEM: create or update
@@ -48,7 +53,6 @@ _CTYPES: dict[str, Any] = {
     "Tag": ctypes.c_ubyte * 8,
 }
 
-S = TypeVar("S", bound=type[ctypes.Structure])
 
 
 def _layout(prefix: str = "") -> Any:

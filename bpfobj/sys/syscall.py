@@ -16,13 +16,16 @@ import ctypes
 import errno as _errno
 import os
 import weakref
-from typing import Any
 
 from bpfobj import enums
 from bpfobj.arch import host
 from bpfobj.closing import Closing
 from bpfobj.errors import PhaseError, SyscallError
 from bpfobj.sys.guard import check_online
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 _ARCH = host()
 _LIBC = ctypes.CDLL(None, use_errno=True)
