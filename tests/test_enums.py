@@ -102,3 +102,42 @@ def test_without_simple_enum_the_standard_path_builds_them(
 
     assert list(Color) == [Color.RED, Color.GREEN] and Color(2) is Color.GREEN
     assert repr(Color.RED) == "<Color.RED: 1>" and Color.GREEN.lower == "green"
+
+
+def test_direct_build_and_its_fallback_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain tables are built directly on CPython 3.11; elsewhere (or with auto(), aliases
+    of a base's descriptor names ...) `_simple_enum` builds them, with the same result."""
+
+    def table() -> type[enum.IntEnum]:
+        class Op(enums.IntEnum):
+            """doc"""
+
+            ADD = 1
+            SUB = 2
+            MINUS = 2  # an alias
+
+            @property
+            def lower(self) -> str:
+                return self.name.lower()
+
+        return Op
+
+    direct = table()
+    monkeypatch.setattr(enums, "_DIRECT", False)
+    general = table()
+    for t in (direct, general):
+        assert list(t.__members__) == ["ADD", "SUB", "MINUS"] and len(t) == 2
+        assert t.MINUS is t.SUB and t(2) is t.SUB and t["MINUS"] is t.SUB
+        assert repr(t.SUB) == "<Op.SUB: 2>" and t.ADD.lower == "add" and t.__doc__ == "doc"
+        assert isinstance(t.ADD, enum.IntEnum) and t.ADD == 1
+        with pytest.raises(ValueError):
+            t(3)
+    assert vars(direct)["ADD"] is direct.ADD  # stored as the class attribute itself
+
+
+def test_auto_values_take_the_general_path() -> None:
+    class Kind(enums.Enum):
+        A = enum.auto()
+        B = enum.auto()
+
+    assert [m.value for m in Kind] == [1, 2] and Kind(2) is Kind.B
