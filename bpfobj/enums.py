@@ -55,7 +55,7 @@ _DIRECT = sys.version_info[:2] == (3, 11)
 _NOT_SIMPLE = ("__new__", "__init__", "_generate_next_value_", "_missing_", "_ignore_")
 
 
-def _direct(cls: str, base: type[enum.Enum], classdict: dict[str, Any]) -> Any:
+def _direct(cls: str, base: Any, classdict: dict[str, Any]) -> Any:
     """The table built directly, or None where it needs `_simple_enum`'s general path.
 
     What `_simple_enum` does for a plain Enum/IntEnum/StrEnum table on 3.11 (one class, then
@@ -69,15 +69,17 @@ def _direct(cls: str, base: type[enum.Enum], classdict: dict[str, Any]) -> Any:
     body: dict[str, Any] = {}
     members: list[tuple[str, Any]] = []
     private = f"_{cls}__"
+    reserved = _base_descriptors(base)
     for name, value in classdict.items():
-        if name[0] == "_" or name.startswith(private) or _is_descriptor(value):
+        if name[0] == "_" or name.startswith(private) or (
+                type(value) not in (int, str) and _is_descriptor(value)):
             body[name] = value
-        elif isinstance(value, (enum.auto, tuple)) or _base_descriptor(base, name):
+        elif name in reserved or isinstance(value, (enum.auto, tuple)):
             return None
         else:
             members.append((name, value))
     member_type = base._member_type_
-    new_member = object.__new__ if member_type is object else member_type.__new__
+    new_member: Any = object.__new__ if member_type is object else member_type.__new__
     member_names: list[str] = []
     member_map: dict[str, Any] = {}
     value2member: dict[Any, Any] = {}
@@ -116,10 +118,18 @@ def _is_descriptor(value: object) -> bool:
     return any(hasattr(value, a) for a in ("__get__", "__set__", "__delete__"))
 
 
-def _base_descriptor(base: type, name: str) -> bool:
-    """Whether a base defines `name` as a descriptor (``name``, ``value``...): the standard
-    path then keeps it and reaches the member through a property."""
-    return any(_is_descriptor(b.__dict__.get(name)) for b in base.__mro__ if name in b.__dict__)
+_DESCRIPTORS: dict[type, frozenset[str]] = {}
+
+
+def _base_descriptors(base: type) -> frozenset[str]:
+    """The names `base` and its bases define as descriptors (``name``, ``value``...): for
+    a member of such a name the standard path keeps the descriptor and reaches the member
+    through a property."""
+    names = _DESCRIPTORS.get(base)
+    if names is None:
+        names = _DESCRIPTORS[base] = frozenset(
+            n for b in base.__mro__ for n, v in b.__dict__.items() if _is_descriptor(v))
+    return names
 
 
 def _store_members(table: type[enum.Enum]) -> None:
