@@ -101,6 +101,28 @@ def test_tcp_congestion_control_through_a_link(bpf_build: Callable[..., Path]) -
         assert "bpfobj_cc" not in _available()
 
 
+def test_link_update_map_swaps_the_implementation(bpf_build: Callable[..., Path]) -> None:
+    """bpf_link__update_map: the link's congestion control is replaced in place by a second
+    map of the same name; new connections then run the second map's programs."""
+    with _loaded(bpf_build(SRC, defines=("SWAP_MAP",), tag="swap")) as obj:
+        first, second = obj.maps["cc_link"], obj.maps["cc_swapped"]
+        assert isinstance(first, StructOpsMap) and isinstance(second, StructOpsMap)
+        with first.attach_struct_ops() as link:
+            assert _tcp_transfer("bpfobj_cc") == "bpfobj_cc"
+            before = obj.bss.calls[CONG_AVOID]
+            assert before >= 1 and obj.bss.swapped_calls == 0
+            link.update_map(second)
+            assert link.map is second
+            assert link.info()["type"].name == "STRUCT_OPS"
+            assert "bpfobj_cc" in _available()  # still registered, under the same name
+            assert _tcp_transfer("bpfobj_cc") == "bpfobj_cc"
+            assert obj.bss.swapped_calls >= 1
+            assert obj.bss.calls[CONG_AVOID] == before  # the first map's program is out
+            with pytest.raises(NotSupportedError, match="cannot swap map 'cc_plain'"):
+                link.update_map(obj.maps["cc_plain"])  # not a .struct_ops.link map
+        assert "bpfobj_cc" not in _available()
+
+
 def test_plain_struct_ops_registers_by_map_update(bpf_build: Callable[..., Path]) -> None:
     with _loaded(bpf_build(SRC)) as obj:
         mp = obj.maps["cc_plain"]

@@ -1280,6 +1280,7 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
             "defines": (f'USDT_TARGET="{usdt_target}"', *regs.get("defines", ())),
         }, regs_btf),
         GuestObject("struct_ops_cc.c"),
+        GuestObject("struct_ops_cc.c", {"defines": ("SWAP_MAP",), "tag": "swap"}),
         GuestObject("struct_ops_kernel.c"),
         GuestObject("freplace_target.c"),
         GuestObject("freplace_xdp.c"),

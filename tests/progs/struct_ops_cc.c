@@ -10,6 +10,8 @@
  *   UNREFERENCED     a struct_ops program no map uses
  *   BAD_PROG_TYPE    .undo_cwnd set to an XDP program
  *   BAD_MEMBER_PTR   a data-pointer member set to a program
+ *   SWAP_MAP         a second .struct_ops.link map of the same name, whose cong_avoid
+ *                    counts in swapped_calls (for bpf_link__update_map)
  *   CC_NAME / CC_PLAIN_NAME   the registered names
  */
 #include <linux/bpf.h>
@@ -103,6 +105,27 @@ struct tcp_congestion_ops cc_link = {
 #ifdef BAD_MEMBER_PTR
 	.owner_data = (void *)cc_init,
 #endif
+};
+#endif
+
+#ifdef SWAP_MAP
+__u64 swapped_calls;
+
+SEC("struct_ops/cc_cong_avoid_swapped")
+int cc_cong_avoid_swapped(unsigned long long *ctx)
+{
+	__sync_fetch_and_add(&swapped_calls, 1);
+	return 0;
+}
+
+/* the kernel swaps a TCP congestion control only for one of the same name */
+SEC(".struct_ops.link")
+struct tcp_congestion_ops cc_swapped = {
+	.init = (void *)cc_init,
+	.ssthresh = (void *)cc_ssthresh,
+	.cong_avoid = (void *)cc_cong_avoid_swapped,
+	.undo_cwnd = (void *)UNDO,
+	.name = CC_NAME,
 };
 #endif
 
