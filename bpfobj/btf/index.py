@@ -62,6 +62,7 @@ NAME_KEY = 32
 KEY_STRUCT = struct.Struct(f"{NAME_KEY}s")
 
 Words = Sequence[int]
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from mmap import mmap

@@ -21,6 +21,10 @@ from bpfobj import enums, records
 from bpfobj.errors import SpecError
 from bpfobj.uapi import AttachType, ProgType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = [
     "SECTION_DEFS",
     "AttachKind",
@@ -316,9 +320,7 @@ def _sec_def(index: int) -> SecDef:
     return sec_def
 
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
     #: The table as `SecDef` records, in libbpf's order.
     SECTION_DEFS: tuple[SecDef, ...]
 
