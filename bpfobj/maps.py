@@ -245,7 +245,8 @@ def _encode(btf: Btf, tid: int, buf: bytearray, off: int, value: Any) -> None:
         remaining = dict(value)
         _encode_members(btf, t, buf, off, remaining)
         if remaining:
-            raise SpecError(f"{_what(btf, tid)} has no member {next(iter(remaining))!r}")
+            raise SpecError(f"{_what(btf, tid)} has no member {next(iter(remaining))!r}",
+                            hint="its members are " + ", ".join(_member_names(btf, t)))
         return
     if isinstance(t, T.Var):
         _encode(btf, t.type, buf, off, value)
@@ -271,6 +272,20 @@ def _encode_members(btf: Btf, t: Any, buf: bytearray, off: int, remaining: dict[
                       m.bit_offset % 8, m.bitfield_size, v)
         else:
             _encode(btf, m.type, buf, moff, v)
+
+
+def _member_names(btf: Btf, t: Any) -> list[str]:
+    """The names a mapping may use for `t`'s members: an anonymous struct's or union's
+    members are reached directly, as in C."""
+    names: list[str] = []
+    for m in t.members:
+        if m.name:
+            names.append(m.name)
+        else:
+            inner = btf.type(btf.resolve(m.type))
+            if inner.kind in (BtfKind.STRUCT, BtfKind.UNION):
+                names += _member_names(btf, inner)
+    return names
 
 
 def _set_bits(buf: bytearray, off: int, size: int, shift: int, bits: int, value: int) -> None:
