@@ -15,7 +15,8 @@ arena_data_off + the variable's offset). Where in the arena (libbpf 1.7.0 src/li
   arena map at most; one at least when there are arena globals; the globals must fit.
 
 Debian's libbpf-dev (1.1) predates arenas, so the numbers below are libbpf's formulas
-applied by hand.
+applied by hand; `test_prepare_matches_libbpf` compares with a libbpf 1.4+ when one is
+given (BPFOBJ_LIBBPF_PREFIX, see tests/harnessbuild.py) and root can load.
 
 Objects are opened with page_size=4096: the layouts are those of a 4 KiB-page kernel
 (one test uses 16 KiB pages).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -246,3 +248,28 @@ def test_initial_values_by_name(bpf_build: BuildFn) -> None:
             obj.arena.nope  # noqa: B018
         with pytest.raises(SpecError, match=r"data sections are: .*\.addr_space\.1"):
             obj.section(".nope")
+
+
+# -- libbpf itself, when it is new enough ---------------------------------------------------
+
+
+def test_prepare_matches_libbpf(bpf_build: BuildFn) -> None:
+    """The instructions of libbpf 1.4+ after load, where bpfobj places the globals by
+    default for this kernel (libbpf 1.7's rule; 1.4 to 1.6 always at the start)."""
+    import prepare_parity as pp
+
+    if (reason := pp.not_root_reason() or pp.harness_missing_reason()) is not None:
+        pytest.skip(reason)
+    path = bpf_build("obj_arena_globals.c", vmlinux=True)
+    view: dict[str, Any] = pp.run_libbpf(path, harness=pp.build_harness())
+    version = tuple(int(x) for x in str(view.get("libbpf_version", "v0.0")).lstrip("v").split("."))
+    if version < (1, 4):
+        pytest.skip(f"libbpf {view.get('libbpf_version')} predates __arena globals (1.4+): "
+                    "set BPFOBJ_LIBBPF_PREFIX to a newer libbpf's install (tests/harnessbuild.py)")
+    if "error" in view:
+        pytest.fail(pp.libbpf_failure(view))
+    with BpfObject.open(path) as obj:  # this host's page size, as libbpf
+        ours = obj.prepare(arena_globals=None if version >= (1, 7) else "start").to_json()
+    expected = pp.normalize(view, loader="libbpf")
+    assert pp.diff_programs(expected, pp.normalize(ours, loader="bpfobj")) == []
+    assert pp.check_map_refs(ours) == []
