@@ -17,6 +17,11 @@ are user-space addresses (``user_vm_start`` + offset); programs see the same off
 A page neither the program nor user space touched yet is allocated by the first user-space
 access, unless the arena has BPF_F_SEGV_ON_FAULT (then such an access would kill this
 process: `read` and `write` refuse to run on such arenas).
+
+``__arena`` global variables (section .addr_space.1) live in the arena too, at the offset
+prepare chose (`bpfobj.prepare.ArenaLayout`): create_maps copies their initial values there
+right after mapping the arena (`init_globals`, libbpf bpf_object__create_maps()), and
+``obj.arena.counter`` reads and writes them there (`GlobalsBacking`).
 """
 
 from __future__ import annotations
@@ -24,22 +29,26 @@ from __future__ import annotations
 import errno as _errno
 import mmap as _mmap
 
-from bpfobj.errors import NotSupportedError, PhaseError, SpecError, SyscallError
-from bpfobj.maps import Codec, Map
-from bpfobj.uapi import BPF_F_MMAPABLE, BPF_F_SEGV_ON_FAULT
+from bpfobj.errors import BpfObjError, NotSupportedError, PhaseError, SpecError, SyscallError
+from bpfobj.maps import Backing, Codec, Map
+from bpfobj.uapi import BPF_F_MMAPABLE, BPF_F_NO_USER_CONV, BPF_F_SEGV_ON_FAULT
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
     from bpfobj.btf.reader import Btf
+    from bpfobj.kernel.features import Features
+    from bpfobj.prepare import ArenaLayout
     from bpfobj.spec import MapSpec
     from bpfobj.sys.vm import Region
 
-__all__ = ["ArenaMap", "check_spec"]
+__all__ = ["ArenaMap", "GlobalsBacking", "check_layout", "check_spec", "create_error"]
 
 #: the kernel's limit: an arena spans at most 4 GiB (its pointers are 32-bit offsets)
 MAX_ARENA_BYTES = 1 << 32
+#: the map_flags arena_map_alloc() takes (Linux 6.9+)
+ARENA_FLAGS = BPF_F_MMAPABLE | BPF_F_SEGV_ON_FAULT | BPF_F_NO_USER_CONV
 
 
 def check_spec(m: MapSpec, *, obj: str | None = None) -> None:
@@ -67,6 +76,69 @@ def check_spec(m: MapSpec, *, obj: str | None = None) -> None:
         raise SpecError(f"{what}: [{start:#x}, +{m.max_entries} pages) crosses a 4 GiB "
                         "boundary, which an arena may not", obj=obj, map=m.name,
                         hint="align map_extra to 4 GiB (e.g. 1ULL << 44)")
+
+
+def create_error(m: MapSpec, exc: SyscallError, features: Features,
+                 obj: str | None = None) -> BpfObjError:
+    """What a failed BPF_MAP_CREATE of an arena means. `check_spec` refuses the definitions
+    arena_map_alloc() answers with EINVAL, so with flags the kernel's arenas know, EINVAL
+    means the kernel does not know the map type (find_and_alloc_map(): BPF_MAP_TYPE_ARENA
+    is Linux 6.9+, built on 64-bit kernels with an MMU only). Other failures stay as they
+    are."""
+    if exc.errno != _errno.EINVAL or m.flags & ~ARENA_FLAGS:
+        return exc
+    return NotSupportedError(
+        f"cannot create arena map {m.name!r}: {features.kernel_release or 'this kernel'} "
+        "does not know BPF_MAP_TYPE_ARENA (Linux 6.9+, 64-bit)", obj=obj, map=m.name,
+        hint="run on Linux 6.9 or later, or share memory through an mmapable "
+        "BPF_MAP_TYPE_ARRAY (.bss/.data globals) instead")
+
+
+def check_layout(layout: ArenaLayout, m: MapSpec, features: Features,
+                 obj: str | None = None) -> None:
+    """Refuse, before create_maps creates anything, __arena globals that cannot work: in an
+    arena with BPF_F_SEGV_ON_FAULT (writing their initial values would kill this process),
+    or placed 512 MiB or more into the arena on a kernel that limits ld_imm64 offsets (the
+    verifier's "direct value offset of N is not allowed")."""
+    from bpfobj.prepare import MAX_LDIMM64_VALUE_OFF
+
+    if m.flags & BPF_F_SEGV_ON_FAULT:
+        raise NotSupportedError(
+            f"arena {m.name!r} has BPF_F_SEGV_ON_FAULT: writing the initial values of its "
+            f"__arena globals (section {layout.section}) from user space would kill this "
+            "process with SIGSEGV", obj=obj, map=m.name, section=layout.section,
+            hint="drop BPF_F_SEGV_ON_FAULT, or allocate such variables with "
+            "bpf_arena_alloc_pages() instead of declaring them __arena globals")
+    end = layout.offset + layout.size
+    if end > MAX_LDIMM64_VALUE_OFF and not features.ldimm64_full_range_off:
+        raise NotSupportedError(
+            f"the __arena globals are at offset {layout.offset:#x} of arena map "
+            f"{layout.map!r} ({layout.placement} of the arena), but "
+            f"{features.kernel_release or 'this kernel'} takes ld_imm64 offsets below "
+            f"{MAX_LDIMM64_VALUE_OFF:#x} (512 MiB) only: Linux 7.0 lifted the limit",
+            obj=obj, map=layout.map, section=layout.section,
+            hint="prepare with arena_globals='start' (what libbpf does on this kernel)")
+
+
+class GlobalsBacking(Backing):
+    """The __arena globals in a created arena: section offsets shifted by the layout's
+    offset, read and written through the arena's mapping."""
+
+    def __init__(self, arena: ArenaMap, layout: ArenaLayout) -> None:
+        self.arena = arena
+        self.layout = layout
+
+    def _check(self, off: int, size: int) -> Region:
+        if off < 0 or off + size > self.layout.size:
+            raise SpecError(f"[{off}, +{size}) is outside the __arena globals ({self.layout.size}"
+                            " bytes)", obj=self.arena.obj, map=self.arena.name)
+        return self.arena._accessible()
+
+    def read(self, off: int, size: int) -> bytes:
+        return self._check(off, size).read(self.layout.offset + off, size)
+
+    def write(self, off: int, data: bytes) -> None:
+        self._check(off, len(data)).write(self.layout.offset + off, data)
 
 
 class ArenaMap(Map):
@@ -155,6 +227,13 @@ class ArenaMap(Map):
     def write(self, where: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at an arena pointer or offset."""
         self._accessible().write(self.offset(where), data)
+
+    def init_globals(self, layout: ArenaLayout, data: bytes) -> None:
+        """Copy the __arena globals' initial values to where prepare put them (libbpf
+        bpf_object__create_maps(): memcpy(map->mmaped + obj->arena_data_off, ...));
+        `check_layout` ran before."""
+        region = self._accessible()
+        region.write(layout.offset, bytes(data).ljust(layout.size, b"\0")[: layout.size])
 
     def read_u64(self, where: int) -> int:
         return int.from_bytes(self.read(where, 8), "little")

@@ -36,6 +36,8 @@ from bpfobj.elf.secdefs import parse_section
 from bpfobj.errors import BpfObjError, BtfError, SpecError
 from bpfobj.insn import decode
 from bpfobj.spec import (
+    ARENA_SECTION,
+    ArenaGlobals,
     ElfReloc,
     Extern,
     ExternKind,
@@ -140,6 +142,7 @@ class _Collector:
             if m.name in maps:
                 raise self.error(f"map {m.name!r} is defined twice", section="maps")
             maps[m.name] = m
+        arena_globals = self._arena_globals(maps, programs)
         return ObjectSpec(
             name=self.name,
             byteorder=elf.byteorder,
@@ -152,6 +155,7 @@ class _Collector:
             btf=self.btf,
             btf_ext=self.btf_ext,
             data=self.data,
+            arena_globals=arena_globals,
         )
 
     def _license_and_version(self) -> tuple[str, int]:
@@ -670,6 +674,58 @@ class _Collector:
                 if sym.type == 1 and sym.bind in (STB_GLOBAL, STB_WEAK):
                     self._var_syms.setdefault(sym.name, sym)
         return self._var_syms.get(name)
+
+    # -- __arena globals -----------------------------------------------------------------
+
+    def _arena_globals(self, maps: dict[str, MapSpec], programs: Sequence[ProgramSpec]
+                       ) -> ArenaGlobals | None:
+        """The .addr_space.1 section (__arena variables) and the arena map it belongs to,
+        checked as libbpf's bpf_object__init_user_btf_maps() and init_arena_map_data() do
+        (libbpf 1.7.0 src/libbpf.c:2991-3093; since 1.4): one arena map at most, one
+        arena map at least when there are arena globals, and room for them in it."""
+        arenas = [m for m in maps.values() if m.type == MapType.ARENA]
+        if len(arenas) > 1:
+            # libbpf: "map '%s': only single ARENA map is supported (map '%s' is also ARENA)"
+            listed = ", ".join(repr(m.name) for m in arenas)
+            raise self.error(
+                f"the object defines {len(arenas)} arena maps ({listed}); libbpf and bpfobj "
+                "support one arena per object", section=".maps", map=arenas[1].name,
+                hint="keep one BPF_MAP_TYPE_ARENA map and allocate everything from it "
+                "(or split the programs into objects of their own)")
+        # libbpf only takes a non-empty PROGBITS .addr_space.1 (bpf_object__elf_collect)
+        sec = self.elf.section_by_name(ARENA_SECTION)
+        if sec is None or sec.type != SHT_PROGBITS or not sec.size or sec.is_exec:
+            return None
+        variables = sorted((s.value, s.name, s.size) for s in self.elf.symbols
+                           if s.shndx == sec.index and s.type == 1 and s.name)  # STT_OBJECT
+        names = sorted(name for _, name, _ in variables)
+        what = f"{ARENA_SECTION} (the __arena variables {', '.join(names) or '?'})"
+        if not arenas:
+            # libbpf: "elf: sec '.addr_space.1': to use global __arena variables the ARENA
+            # map should be explicitly declared in SEC(\".maps\")" (-ENOENT at open)
+            use = next(((p, r) for p in programs for r in p.relocations
+                        if r.symbol_shndx == sec.index), None)
+            raise self.error(
+                f"{what} need an arena map to live in, and the object defines none",
+                section=ARENA_SECTION,
+                program=use[0].name if use else None, insn=use[1].insn if use else None,
+                hint="declare one: struct { __uint(type, BPF_MAP_TYPE_ARENA); "
+                "__uint(map_flags, BPF_F_MMAPABLE); __uint(max_entries, PAGES); } arena "
+                "SEC(\".maps\");")
+        arena = arenas[0]
+        page = self.page_size
+        need = -(-sec.size // page)
+        if need > arena.max_entries:
+            # libbpf: "declared ARENA map size (%zu) is too small to hold global __arena
+            # variables of size %zu" (-E2BIG at open)
+            raise self.error(
+                f"{what} take {sec.size} bytes ({need} pages of {page}), more than arena map "
+                f"{arena.name!r} has ({arena.max_entries} pages)", section=ARENA_SECTION,
+                map=arena.name,
+                hint=f"raise the arena's max_entries to at least {need} (its size in pages)")
+        return ArenaGlobals(map=arena.name, section_index=sec.index, data=bytes(sec.data),
+                            datasec_id=self._datasec_id(ARENA_SECTION), page_size=page,
+                            variables=tuple((n, off, size) for off, n, size in variables))
 
     # -- externs and .kconfig ------------------------------------------------------------
 

@@ -9,7 +9,9 @@ bpf_object__relocate_data), so that the instructions come out identical to libbp
 * each main program gets the .text subprograms it calls (transitively) appended in the order
   libbpf appends them: depth-first, at the first call site found scanning the code;
 * map references become ld_imm64 with ``BPF_PSEUDO_MAP_IDX`` / ``BPF_PSEUDO_MAP_IDX_VALUE``
-  and ``imm`` = index into the object's map list: symbolic until the kernel phase swaps in fds.
+  and ``imm`` = index into the object's map list: symbolic until the kernel phase swaps in fds;
+* __arena globals (.addr_space.1) are references into the arena map, the variable's offset
+  plus the globals' offset in the arena (libbpf's RELO_DATA with obj->arena_map_idx).
 
 Pure: no kernel involved. Externs are resolved by the caller (prepare) and passed in.
 """
@@ -76,12 +78,18 @@ class Reloc:
 
 @records.frozen
 class MapRef:
-    """An ld_imm64 that refers to a map (value_off is None) or into a map's value."""
+    """An ld_imm64 that refers to a map (value_off is None) or into a map's value.
+
+    For an __arena global, `map` is the arena map, `value_off` the variable's offset in the
+    arena (the globals' offset in it plus the variable's in .addr_space.1) and
+    `arena_global` the variable's ELF symbol.
+    """
 
     insn: int
     map_index: int
     map: str
     value_off: int | None
+    arena_global: str | None = None
 
 
 @records.frozen
@@ -143,9 +151,15 @@ class Linker:
     """Links the programs of one ObjectSpec. Instructions may be pre-patched (CO-RE) by the
     caller: `link()` takes each program's instruction list as given."""
 
-    def __init__(self, spec: ObjectSpec) -> None:
+    def __init__(self, spec: ObjectSpec, *, arena_data_off: int = 0) -> None:
+        """`arena_data_off`: where in the arena map the __arena globals are (libbpf
+        obj->arena_data_off, chosen by prepare: `bpfobj.prepare.arena_layout`)."""
         self.spec = spec
         self.maps: list[MapSpec] = list(spec.maps.values())
+        arena = spec.arena_globals
+        self.arena_idx = list(spec.maps).index(arena.map) if arena is not None else -1
+        self.arena_shndx = arena.section_index if arena is not None else -1
+        self.arena_data_off = arena_data_off
         self.text = sorted(spec.subprograms.values(), key=lambda p: p.section_offset)
         self.text_shndx = self.text[0].section_index if self.text else -1
         self._relocs: dict[str, list[Reloc]] = {}
@@ -214,6 +228,11 @@ class Linker:
             if r.symbol_value % 8 or insn.imm % 8:
                 raise self._error(prog, r.insn, f"misaligned subprogram address of {r.symbol!r}")
             return Reloc(RelocType.SUBPROG_ADDR, r.insn, r.symbol, sym_off=r.symbol_value)
+        if r.symbol_shndx == self.arena_shndx:
+            # libbpf bpf_program__record_reloc(), "arena data relocation": RELO_DATA against
+            # the arena map, sym_off the variable's offset in .addr_space.1
+            return Reloc(RelocType.DATA, r.insn, r.symbol, map_index=self.arena_idx,
+                         sym_off=r.symbol_value)
         for idx, m in enumerate(self.maps):
             if m.section_index != r.symbol_shndx:
                 continue
@@ -224,13 +243,12 @@ class Linker:
                 return Reloc(
                     RelocType.DATA, r.insn, r.symbol, map_index=idx, sym_off=r.symbol_value
                 )
-        if r.symbol_section == ".addr_space.1":
+        if r.symbol_section == ".addr_space.1":  # (libbpf takes only a PROGBITS one too)
             raise self._error(
                 prog, r.insn,
-                f"{r.symbol!r} is an arena global (an __arena variable, in .addr_space.1), "
-                "which bpfobj does not place in the arena yet",
-                "allocate arena memory with bpf_arena_alloc_pages() and keep its pointers "
-                "in a map or ordinary global",
+                f"{r.symbol!r} is an arena global (an __arena variable) but section "
+                ".addr_space.1 holds no initial data (not a non-empty PROGBITS section)",
+                "rebuild the object with clang -target bpf; it emits .addr_space.1 as PROGBITS",
             )
         raise self._error(
             prog, r.insn,
@@ -350,10 +368,14 @@ class Linker:
                 out.map_refs.append(MapRef(i, r.map_index, self.maps[r.map_index].name, None))
             elif r.type is RelocType.DATA:
                 assert hi is not None
-                value_off = _s32(lo.imm + r.sym_off)
+                arena = r.map_index == self.arena_idx
+                # libbpf bpf_object__relocate_data(): insn[1].imm = insn[0].imm + sym_off,
+                # plus obj->arena_data_off for the arena map (libbpf 1.7.0 libbpf.c:6385)
+                value_off = _s32(lo.imm + r.sym_off + (self.arena_data_off if arena else 0))
                 insns[i + 1] = hi.replace(imm=value_off)
                 insns[i] = lo.replace(src=PSEUDO_MAP_IDX_VALUE, imm=r.map_index)
-                out.map_refs.append(MapRef(i, r.map_index, self.maps[r.map_index].name, value_off))
+                out.map_refs.append(MapRef(i, r.map_index, self.maps[r.map_index].name, value_off,
+                                           self._arena_variable(r, lo) if arena else None))
             elif r.type is RelocType.EXTERN_LD64:
                 assert hi is not None
                 ext = self.spec.externs[r.extern_index]
@@ -378,6 +400,13 @@ class Linker:
                         imm=POISON_CALL_KFUNC_BASE + r.extern_index,
                     )
             # CALL and SUBPROG_ADDR were handled while linking code.
+
+    def _arena_variable(self, r: Reloc, lo: Instruction) -> str:
+        """The __arena variable an arena relocation points at (a static one is relocated
+        through the section symbol, its offset in the instruction)."""
+        arena = self.spec.arena_globals
+        assert arena is not None
+        return arena.variable_at(lo.imm + r.sym_off) or r.symbol
 
     def _ksym_var(self, out: LinkedProgram, i: int, ext: Extern, res: ResolvedExtern) -> None:
         insns = out.insns

@@ -200,7 +200,10 @@ def _create_map(m: MapSpec, features: Features, btf_fd: Fd | None, max_entries: 
             btf_key_type_id=m.key_type_id if with_btf else 0,
             btf_value_type_id=m.value_type_id if with_btf else 0,
         )
-        return bpf_fd(Cmd.MAP_CREATE, a, what=f"cannot create map {m.name!r}", obj=obj)
+        try:
+            return bpf_fd(Cmd.MAP_CREATE, a, what=f"cannot create map {m.name!r}", obj=obj)
+        except SyscallError as exc:
+            raise maptypes.create_error(m, exc, features, obj) from None
 
     try:
         if use_btf:
@@ -293,6 +296,8 @@ def create_maps(
             from bpfobj.structops_map import check_running_kernel
 
             check_running_kernel(prepared)
+        if prepared.arena is not None:  # __arena globals: checked before creating anything
+            maptypes.check_arena_globals(prepared, features)
         for m in prepared.maps:
             if not m.autocreate:
                 continue
@@ -315,6 +320,8 @@ def create_maps(
                 mp = maptypes.map_class(m.type)(m, fd, btf=btf, max_entries=max_entries,
                                                 reused=reused, obj=obj)
                 maptypes.after_create(mp)
+                if m.type == MapType.ARENA and prepared.arena is not None and not reused:
+                    maptypes.init_arena_globals(mp, prepared, initial)
                 if m.type == MapType.STRUCT_OPS:
                     mp.plan = prepared.struct_ops.get(m.name)  # type: ignore[attr-defined]
             except BpfObjError as exc:

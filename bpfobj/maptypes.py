@@ -5,6 +5,7 @@ set-up after creation.
     check_create(spec, have_btf=True)      # SpecError / NotSupportedError, or nothing
     cls = map_class(spec.type)              # Map, LocalStorageMap, ArenaMap, StructOpsMap
     after_create(map)                       # arenas: mmap-ed before any program loads
+    init_arena_globals(map, prepared)       # __arena globals copied into the arena
 
 The type modules (`bpfobj.storage`, `bpfobj.arena`, `bpfobj.user_ringbuf`) are imported
 only for maps of their type.
@@ -12,11 +13,16 @@ only for maps of their type.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bpfobj.maps import Map
 from bpfobj.uapi import MapType
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from bpfobj.errors import BpfObjError, SyscallError
+    from bpfobj.kernel.features import Features
+    from bpfobj.prepare import PreparedObject
     from bpfobj.spec import MapSpec
 
 LOCAL_STORAGE = frozenset({MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE,
@@ -65,3 +71,36 @@ def after_create(mp: Map) -> None:
 
         assert isinstance(mp, ArenaMap)
         mp.map_arena()
+
+
+def create_error(m: MapSpec, exc: SyscallError, features: Features,
+                 obj: str | None = None) -> BpfObjError:
+    """The error a failed BPF_MAP_CREATE of `m` stands for (arenas: NotSupportedError on a
+    kernel without them); `exc` itself for other types."""
+    if m.type == MapType.ARENA:
+        from bpfobj import arena
+
+        return arena.create_error(m, exc, features, obj)
+    return exc
+
+
+def check_arena_globals(prepared: PreparedObject, features: Features) -> None:
+    """Refuse __arena globals this kernel cannot take where prepare put them."""
+    from bpfobj import arena
+
+    layout = prepared.arena
+    if layout is not None:
+        arena.check_layout(layout, prepared.spec.maps[layout.map], features,
+                           obj=prepared.spec.name)
+
+
+def init_arena_globals(mp: Map, prepared: PreparedObject,
+                       initial: Mapping[str, bytes] | None = None) -> None:
+    """Copy the __arena globals' initial values (edited ones from `initial`, keyed by
+    section) into the created, mapped arena `mp` where prepare placed them."""
+    from bpfobj.arena import ArenaMap
+
+    layout, globals_ = prepared.arena, prepared.spec.arena_globals
+    assert isinstance(mp, ArenaMap) and layout is not None and globals_ is not None
+    data = (initial or {}).get(layout.section, globals_.data)
+    mp.init_globals(layout, data)

@@ -191,8 +191,10 @@ class BpfObject(Closing):
         module_btf: Mapping[str, str | Btf] | None = None,
         core: str = "user",
         programs: Sequence[str] | None = None,
+        arena_globals: str | None = None,
     ) -> PreparedObject:
-        """Link and relocate every autoloaded program for a target kernel. No bpf(2).
+        """Link and relocate every autoloaded program for a target kernel. No bpf(2)
+        (but see `arena_globals`).
 
         `btf`: None for the running kernel (/sys/kernel/btf/vmlinux and its modules), a
         path (raw BTF, ELF with .BTF, btfhub .btf.tar.xz), a parsed `Btf`, or a `TargetBtf`.
@@ -200,6 +202,12 @@ class BpfObject(Closing):
         `core`: "user" (default) relocates CO-RE here like libbpf; "kernel" leaves it to
         the kernel at load time (PROG_LOAD core_relos, Linux 5.17+).
         `programs`: prepare only these main programs (default: every autoload one).
+        `arena_globals`: "start" or "end": where the __arena globals go in the arena map
+        (`bpfobj.prepare.arena_layout`). By default, where libbpf 1.7 puts them: for the
+        running kernel, the end when it takes ld_imm64 offsets of any size (Linux 7.0+),
+        asked with libbpf's probe (`features.ldimm64_full_range_off`, once per boot; without
+        the privileges to ask: the start); for another target, the start, which every
+        kernel with arenas takes.
         """
         from bpfobj.btf.target import TargetBtf
         from bpfobj.prepare import prepare
@@ -223,13 +231,30 @@ class BpfObject(Closing):
         else:
             target = TargetBtf.from_btf(btf, modules=module_btf)
 
+        if arena_globals is None:
+            arena_globals = "start"
+            if self._spec.arena_globals is not None and btf is None and module_btf is None:
+                arena_globals = self._arena_placement()
+
         def run() -> PreparedObject:
             with offline("prepare phase"):
-                return prepare(self._spec, target, core=core, programs=programs)
+                return prepare(self._spec, target, core=core, programs=programs,
+                               arena_globals=arena_globals)
 
         self._prepared = _guarded(run, self._spec, self._data)
         self.phase = Phase.PREPARED
         return self._prepared
+
+    def _arena_placement(self) -> str:
+        """Where libbpf 1.7 puts __arena globals on the running kernel (see prepare())."""
+        from bpfobj import log
+        from bpfobj.errors import SyscallError
+
+        try:
+            return "end" if self.features.ldimm64_full_range_off else "start"
+        except SyscallError as exc:
+            log.warning("arena_globals_placement", placement="start", reason=str(exc))
+            return "start"
 
     @property
     def prepared(self) -> PreparedObject:
@@ -436,16 +461,28 @@ class BpfObject(Closing):
         """The __kconfig externs' values (read-only; set by the loader)."""
         return self.section(".kconfig")
 
+    @property
+    def arena(self) -> Globals:
+        """The __arena global variables (section .addr_space.1; a bpftool skeleton's
+        ``skel->arena``): their initial values until the maps are created, then the
+        variables themselves, in the arena (where `prepared.arena` says). The arena map
+        itself is ``obj.maps[NAME]``."""
+        from bpfobj.spec import ARENA_SECTION
+
+        return self.section(ARENA_SECTION)
+
     def section(self, name: str) -> Globals:
         """The variables of data section `name` (``.data.custom``, ``.rodata.cfg``, ...)."""
         from bpfobj.maps import Globals
 
         self._check_open()
         view = self._globals.get(name)
+        arena = self._spec.arena_globals
         if view is None:
             m = self._spec.maps.get(name)
-            if m is None or not m.is_internal:
+            if (m is None or not m.is_internal) and not (arena and name == ".addr_space.1"):
                 sections = [k for k, v in self._spec.maps.items() if v.is_internal]
+                sections += [".addr_space.1"] if arena else []
                 raise SpecError(f"the object has no data section {name!r}", obj=self.name,
                                 hint=f"data sections are: {', '.join(sections) or '(none)'}")
             view = Globals(name, self._section_vars(name), self._spec.btf,
@@ -457,15 +494,21 @@ class BpfObject(Closing):
         from bpfobj.maps import GlobalVar, datasec_vars
         from bpfobj.spec import ExternKind, MapKind
 
-        m = self._spec.maps[name]
+        m = self._spec.maps.get(name)
         btf = self._spec.btf
-        if m.kind is MapKind.KCONFIG:
+        if m is None:  # the __arena globals (section() checked)
+            arena = self._spec.arena_globals
+            assert arena is not None
+            datasec_id, shndx = arena.datasec_id, arena.section_index
+        elif m.kind is MapKind.KCONFIG:
             out = {}
             for e in self._spec.externs:
                 if e.kind is ExternKind.KCONFIG:
                     tid = int(getattr(btf.type(e.btf_id), "type", 0)) if btf else 0
                     out[e.name] = GlobalVar(e.name, e.kcfg_offset, e.kcfg_size, tid)
             return out
+        else:
+            datasec_id, shndx = m.value_type_id, m.section_index
         if self._symbols is None:
             from bpfobj.elf.reader import read_elf
 
@@ -473,13 +516,15 @@ class BpfObject(Closing):
             for sym in read_elf(self._data, self.name).symbols:
                 if sym.type == 1 and sym.name:  # STT_OBJECT
                     self._symbols.setdefault(sym.shndx, {})[sym.name] = sym.value
-        return dict(datasec_vars(btf, m.value_type_id, self._symbols.get(m.section_index, {})))
+        return dict(datasec_vars(btf, datasec_id, self._symbols.get(shndx, {})))
 
     def _backing(self, name: str) -> Backing:
         from bpfobj.maps import BufferBacking, MapBacking
         from bpfobj.spec import MapKind
 
         self._check_open()
+        if name not in self._spec.maps:  # the __arena globals
+            return self._arena_backing()
         m = self._spec.maps[name]
         if self.phase >= Phase.MAPS_CREATED and name in self._maps:
             mp = self._maps[name]
@@ -501,6 +546,24 @@ class BpfObject(Closing):
         buf = self._initial.get(name)
         if buf is None:
             buf = self._initial[name] = bytearray((m.data or b"").ljust(m.value_size, b"\0"))
+        return BufferBacking(buf)
+
+    def _arena_backing(self) -> Backing:
+        """The __arena globals: in the arena once it exists, else their initial image."""
+        from bpfobj.maps import BufferBacking
+
+        arena = self._spec.arena_globals
+        assert arena is not None
+        if self.phase >= Phase.MAPS_CREATED and arena.map in self._maps:
+            from bpfobj.arena import ArenaMap, GlobalsBacking
+
+            mp = self._maps[arena.map]
+            assert isinstance(mp, ArenaMap) and self._prepared is not None
+            assert self._prepared.arena is not None
+            return GlobalsBacking(mp, self._prepared.arena)
+        buf = self._initial.get(".addr_space.1")
+        if buf is None:
+            buf = self._initial[".addr_space.1"] = bytearray(arena.data)
         return BufferBacking(buf)
 
     # -- attach --------------------------------------------------------------------------

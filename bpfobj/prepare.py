@@ -7,6 +7,9 @@
 Order of work follows libbpf's bpf_object__relocate(): CO-RE relocations are applied to each
 (sub)program's own code first, then every autoloaded main program is linked (subprograms
 appended, calls fixed), then data relocations turn map references into map indices.
+
+__arena globals (section .addr_space.1) go into the object's arena map at the start or at
+the end of the arena (`arena_layout`; see `prepare`'s `arena_globals`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from bpfobj import records
 from bpfobj.errors import BpfObjError, LinkError
 from bpfobj.insn import Instruction
 from bpfobj.linker import ExternRef, Linker, MapRef, ResolvedExtern
-from bpfobj.spec import Extern, ExternKind, MapSpec, ObjectSpec, ProgramSpec
+from bpfobj.spec import ARENA_SECTION, Extern, ExternKind, MapSpec, ObjectSpec, ProgramSpec
 from bpfobj.uapi import BtfKind, MapType, ProgType
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -55,6 +58,56 @@ class PreparedProgram:
         return encode(self.insns, byteorder)  # type: ignore[arg-type]
 
 
+#: where prepare may place the __arena globals in the arena map
+ARENA_PLACEMENTS = ("start", "end")
+#: the verifier's limit on ld_imm64 map value offsets before Linux 7.0 (BPF_MAX_VAR_OFF,
+#: include/linux/bpf_verifier.h; lifted by kernel commit 12a1fe6e12db)
+MAX_LDIMM64_VALUE_OFF = 1 << 29
+
+
+@records.frozen
+class ArenaLayout:
+    """Where the __arena globals (.addr_space.1) are in the arena map: `offset` bytes into
+    it (libbpf obj->arena_data_off), `size` bytes (arena_data_sz); `placement` "start"
+    (offset 0) or "end" (the last pages)."""
+
+    map: str
+    map_index: int
+    offset: int
+    size: int
+    placement: str
+    section: str = ARENA_SECTION
+
+    def to_json(self) -> dict[str, Any]:
+        return {"map": self.map, "map_index": self.map_index, "section": self.section,
+                "offset": self.offset, "size": self.size, "placement": self.placement}
+
+
+def arena_layout(spec: ObjectSpec, placement: str = "start") -> ArenaLayout | None:
+    """Where the object's __arena globals go (None: it has none), as libbpf places them.
+
+    libbpf 1.4 to 1.6 put them at the start of the arena (offset 0). libbpf 1.7 puts them
+    at its end, ``mmap_sz - roundup(data_sz, page_size)`` with ``mmap_sz = page_size *
+    max_entries`` (bpf_map_mmap_sz()), when the kernel takes ld_imm64 map value offsets of
+    any size (FEAT_LDIMM64_FULL_RANGE_OFF: Linux 7.0+), else still at offset 0: libbpf
+    1.7.0 src/libbpf.c:7388-7393 (bpf_object__relocate), features.c:509
+    (probe_ldimm64_full_range_off); libbpf commits 9dd6fda5 and 429aaef6.
+    """
+    if placement not in ARENA_PLACEMENTS:
+        raise LinkError(f"arena_globals={placement!r}: use 'start' or 'end'", obj=spec.name,
+                        section=ARENA_SECTION)
+    arena = spec.arena_globals
+    if arena is None:
+        return None
+    m = spec.maps[arena.map]
+    offset = 0
+    if placement == "end":
+        page = arena.page_size
+        offset = page * m.max_entries - -(-arena.size // page) * page
+    return ArenaLayout(map=arena.map, map_index=list(spec.maps).index(arena.map),
+                       offset=offset, size=arena.size, placement=placement)
+
+
 @records.define
 class PreparedObject:
     spec: ObjectSpec = records.field(repr=False)
@@ -66,6 +119,8 @@ class PreparedObject:
     core_mode: str = "user"
     # struct_ops maps (created ones): name -> the kernel layout of their value
     struct_ops: dict[str, StructOpsPlan] = records.field(factory=dict, repr=False)
+    # where the __arena globals are in the arena map (None: the object has none)
+    arena: ArenaLayout | None = None
 
     def insns(self, name: str) -> list[Instruction]:
         try:
@@ -94,7 +149,8 @@ class PreparedObject:
                     "insns": [i.to_bytes(order).hex() for i in p.insns],  # type: ignore[arg-type]
                     "map_refs": [
                         {"insn": r.insn, "map_index": r.map_index, "map": r.map,
-                         "value_off": r.value_off}
+                         "value_off": r.value_off,
+                         **({"arena_global": r.arena_global} if r.arena_global else {})}
                         for r in p.map_refs
                     ],
                     **({"attach_btf_id": p.struct_ops.attach_btf_id,
@@ -106,6 +162,7 @@ class PreparedObject:
             "core_relos": [r.to_json() for r in self.core_log],
             **({"struct_ops": [plan.to_json() for plan in self.struct_ops.values()]}
                if self.struct_ops else {}),
+            **({"arena": self.arena.to_json()} if self.arena is not None else {}),
         }
 
 
@@ -154,6 +211,7 @@ def prepare(
     *,
     programs: Sequence[str] | None = None,
     core: str = "user",
+    arena_globals: str = "start",
 ) -> PreparedObject:
     """Link and relocate every autoloaded program of `spec` for `target`.
 
@@ -161,9 +219,13 @@ def prepare(
     the work to the named main programs (default: every program with autoload on).
     `core`: "user" applies CO-RE relocations here, as libbpf does; "kernel" leaves the
     instructions as compiled and hands the relocations to the kernel at load (5.17+).
+    `arena_globals`: where the __arena globals go in the arena map (`arena_layout`):
+    "start" as libbpf up to 1.6, and 1.7 on kernels before Linux 7.0; "end" as libbpf 1.7
+    on Linux 7.0+ (older kernels take it too while the offset stays below 512 MiB).
     """
     if core not in ("user", "kernel"):
         raise LinkError(f"core={core!r}: use 'user' or 'kernel'", obj=spec.name)
+    arena = arena_layout(spec, arena_globals)
     from bpfobj.core.engine import CoreEngine
 
     if programs is not None:
@@ -181,7 +243,7 @@ def prepare(
     if any(p.type == ProgType.STRUCT_OPS for p in spec.programs.values()) or any(
             m.type == MapType.STRUCT_OPS for m in spec.maps.values()):
         spec, so_plans, so_targets = _struct_ops(spec, target, programs)
-    linker = Linker(spec)
+    linker = Linker(spec, arena_data_off=arena.offset if arena is not None else 0)
     selected = [p for p in spec.programs.values() if p.autoload]
     engine = CoreEngine(spec, target)
     # CO-RE first, on each (sub)program's own code (libbpf: bpf_object__relocate_core).
@@ -239,6 +301,7 @@ def prepare(
         target=target.describe() if target is not None else "",
         core_mode=core,
         struct_ops=so_plans,
+        arena=arena,
     )
 
 

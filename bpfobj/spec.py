@@ -129,6 +129,39 @@ class MapSpec:
         )
 
 
+#: clang's section for variables in address space 1 (``__arena`` globals); libbpf ARENA_SEC
+ARENA_SECTION = ".addr_space.1"
+
+
+@records.frozen
+class ArenaGlobals:
+    """The object's ``__arena`` global variables: ELF section .addr_space.1.
+
+    Not a map of their own (libbpf neither): their initial contents belong to the object's
+    one arena map, `map`, at an offset prepare chooses (`bpfobj.prepare.ArenaLayout`), and
+    programs reach them through ld_imm64 references into that map.
+    """
+
+    map: str  # the arena map's name
+    section_index: int
+    data: bytes = records.field(repr=False)  # the initial contents: the section's bytes
+    datasec_id: int = 0  # the .addr_space.1 DATASEC in the object's BTF (0: none)
+    page_size: int = 4096  # the target's page size (BpfObject.open's page_size)
+    # (name, offset in the section, size) of each variable (ELF symbol), by offset
+    variables: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def variable_at(self, offset: int) -> str | None:
+        """The variable at `offset` of the section: ``name``, or ``name+N`` inside it."""
+        for name, start, size in self.variables:
+            if start <= offset < start + max(size, 1):
+                return name if offset == start else f"{name}+{offset - start}"
+        return None
+
+
 class ExternKind(enums.Enum):
     KCONFIG = "kconfig"  # extern ... __kconfig: a value from the kernel config, in .kconfig
     KSYM = "ksym"  # extern ... __ksym: a kernel symbol (variable or kfunc)
@@ -182,6 +215,7 @@ class ObjectSpec:
     btf: Btf | None = records.field(default=None, repr=False)
     btf_ext: BtfExt | None = records.field(default=None, repr=False)
     data: bytes = records.field(default=b"", repr=False, eq=False)  # the object file
+    arena_globals: ArenaGlobals | None = None  # __arena variables (.addr_space.1), if any
 
     @property
     def sha256(self) -> str:

@@ -67,6 +67,7 @@ OBJECT_NEEDS: dict[str, tuple[tuple[int, int], str]] = {
     "load_storage_lsm.c": ((5, 10), "a BPF_MAP_TYPE_INODE_STORAGE map"),
     "load_user_ringbuf.c": ((6, 1), "a BPF_MAP_TYPE_USER_RINGBUF map"),
     "load_arena.c": ((6, 9), "a BPF_MAP_TYPE_ARENA map"),
+    "obj_arena_globals.c": ((6, 9), "a BPF_MAP_TYPE_ARENA map (for its __arena globals)"),
     "struct_ops_cc.c": ((6, 4), "a .struct_ops.link map (struct_ops with BPF_F_LINK)"),
     "freplace_xdp.c": ((5, 10), "freplace links (BPF_LINK_CREATE of BPF_PROG_TYPE_EXT)"),
 }

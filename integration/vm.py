@@ -101,6 +101,7 @@ GUEST_TESTS = (
     "integration/test_attach.py", "integration/test_core_modes.py", "integration/test_ringbuf.py",
     "integration/test_perfbuf.py", "integration/test_storage.py",
     "integration/test_user_ringbuf.py", "integration/test_arena.py",
+    "integration/test_arena_globals.py",
     "integration/test_struct_ops.py", "integration/test_freplace.py",
 )
 GUEST_DESELECT = (
@@ -1246,7 +1247,7 @@ def helper_path(arch: str, name: str, root: Path | None = None) -> Path:
 
 def guest_objects(arch: Arch) -> list[GuestObject]:
     """The objects the kernel-layer tests in a guest of `arch` build, with the options the
-    tests pass (test_load, test_maps, test_storage, test_user_ringbuf, test_arena,
+    tests pass (test_load, test_maps, test_storage, test_user_ringbuf, test_arena(_globals),
     test_struct_ops, test_freplace, test_attach, test_core_modes, test_ringbuf, test_perfbuf, guest/test_guest_btf). Tests
     keep their C sources under tests/progs (or in a module constant, GENERATED_SOURCES): one
     written into a temporary directory could not be prebuilt, and the test would skip in the
@@ -1270,6 +1271,9 @@ def guest_objects(arch: Arch) -> list[GuestObject]:
         GuestObject("load_user_ringbuf.c"),
         GuestObject("load_arena.c", {"vmlinux": True}),
         GuestObject("load_arena.c", {"vmlinux": True, "defines": ("ARENA_BASE=0",)}),
+        GuestObject("obj_arena_globals.c", {"vmlinux": True}),
+        GuestObject("obj_arena_globals.c",
+                    {"vmlinux": True, "defines": ("ARENA_PAGES=262144",)}),
         GuestObject("attach_trace.c", {"vmlinux": True, **regs}, regs_btf),
         GuestObject("attach_cookie.c", {"vmlinux": True}),
         GuestObject("attach_kprobe.c", {"vmlinux": True, **regs}, regs_btf),

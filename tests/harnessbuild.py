@@ -23,6 +23,18 @@ CC = os.environ.get("CC", "gcc")
 FLAGS = ("-O2", "-Wall", "-Wextra")
 LIBS = ("-lbpf", "-lelf", "-lz")
 LIBBPF_HEADER = Path("/usr/include/bpf/libbpf.h")
+#: BPFOBJ_LIBBPF_PREFIX=DIR builds the harnesses against the libbpf installed under DIR
+#: (DIR/include/bpf/libbpf.h, DIR/lib64/libbpf.a: ``make -C src install
+#: BUILD_STATIC_ONLY=1 DESTDIR=... PREFIX=`` in a libbpf checkout) instead of the system's,
+#: e.g. one new enough for __arena globals (1.4+; Debian 12's libbpf-dev is 1.1).
+LIBBPF_PREFIX = os.environ.get("BPFOBJ_LIBBPF_PREFIX")
+if LIBBPF_PREFIX:
+    _prefix = Path(LIBBPF_PREFIX)
+    LIBBPF_HEADER = _prefix / "include" / "bpf" / "libbpf.h"
+    FLAGS = (*FLAGS, "-I", str(_prefix / "include"))
+    _static = next((p for p in (_prefix / "lib64" / "libbpf.a", _prefix / "lib" / "libbpf.a")
+                    if p.exists()), _prefix / "lib64" / "libbpf.a")
+    LIBS = (str(_static), "-lelf", "-lz")
 
 
 def missing_reason() -> str | None:
@@ -30,6 +42,8 @@ def missing_reason() -> str | None:
     if shutil.which(CC) is None:
         return f"{CC} is not installed"
     if not LIBBPF_HEADER.exists():
+        if LIBBPF_PREFIX:
+            return f"{LIBBPF_HEADER} is missing (BPFOBJ_LIBBPF_PREFIX={LIBBPF_PREFIX})"
         return f"{LIBBPF_HEADER} is missing (apt-get install libbpf-dev libelf-dev zlib1g-dev)"
     return None
 

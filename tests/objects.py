@@ -258,6 +258,19 @@ OBJECTS: list[ObjCase] = [
         ),
         features=_f("negative", "subprog"),
     ),
+    ObjCase(
+        "arena-globals",
+        "obj_arena_globals.c",
+        {"vmlinux": True},
+        libbpf_can_open=False,
+        notes=(
+            "__arena globals (.addr_space.1: scalars, a struct, an array, a string, a static) "
+            "in a 4-page arena, used from syscall programs and a .text subprogram; libbpf "
+            "1.1 predates arenas (1.4) and fails at open (\"bad map relo against 'counter' "
+            "in section '.addr_space.1'\")"
+        ),
+        features=_f("arena", "subprog"),
+    ),
 ]
 
 _BY_NAME = {case.name: case for case in OBJECTS}

@@ -1,6 +1,7 @@
 """The definition checks create_maps runs before BPF_MAP_CREATE for local storage, user
 ring buffer and arena maps (bpfobj.maptypes): each refusal names the map, what is wrong and
-the fix, where the kernel would answer a bare EINVAL. No kernel needed."""
+the fix, where the kernel would answer a bare EINVAL; and what create_maps says about arena
+maps and __arena globals a kernel cannot take. No kernel needed."""
 
 from __future__ import annotations
 
@@ -78,12 +79,66 @@ def test_other_types_unchecked() -> None:
     assert map_class(MapType.HASH).__name__ == "Map"
 
 
-def test_arena_globals_refused_by_name(bpf_build) -> None:  # type: ignore[no-untyped-def]
+def test_arena_globals_prepared(bpf_build) -> None:  # type: ignore[no-untyped-def]
+    """An __arena global (was refused before bpfobj placed them): its ld_imm64 becomes a
+    reference into the arena map, at the start or the end of the arena."""
     from bpfobj import BpfObject
-    from bpfobj.errors import LinkError
+    from bpfobj.insn import Instruction
+    from bpfobj.uapi import PSEUDO_MAP_IDX_VALUE
 
-    with BpfObject.open(bpf_build("load_arena_globals.c", vmlinux=True)) as obj:
+    with BpfObject.open(bpf_build("load_arena_globals.c", vmlinux=True), page_size=4096) as obj:
         assert obj.spec.maps["arena"].type == MapType.ARENA
-        with pytest.raises(LinkError, match="'counter' is an arena global") as info:
-            obj.prepare()
-        assert "bpf_arena_alloc_pages" in (info.value.hint or "")
+        assert list(obj.spec.maps) == ["arena"]  # .addr_space.1 is no map of its own
+        for placement, offset in (("start", 0), ("end", 4096)):  # 2 pages - 1 page
+            insns = obj.prepare(arena_globals=placement).insns("bump")
+            assert insns[0] == Instruction(0x18, 1, PSEUDO_MAP_IDX_VALUE, 0, 0)  # map 0
+            assert insns[1] == Instruction(0, 0, 0, 0, offset)
+
+
+ARENA = spec(MapType.ARENA, entries=4, flags=BPF_F_MMAPABLE)
+
+
+def _features(**kw: object):  # type: ignore[no-untyped-def]
+    from bpfobj.kernel.features import Features
+
+    return Features(kernel_release="6.1.0-test", **kw)  # type: ignore[arg-type]
+
+
+def test_arena_map_type_unknown_to_the_kernel() -> None:
+    """BPF_MAP_CREATE's EINVAL for a well-formed arena: a kernel before 6.9."""
+    import errno
+
+    from bpfobj.errors import SyscallError
+    from bpfobj.maptypes import create_error
+
+    exc = SyscallError("cannot create map 'm'", errno=errno.EINVAL, command="BPF_MAP_CREATE")
+    err = create_error(ARENA, exc, _features(), obj="o.bpf.o")
+    assert isinstance(err, NotSupportedError)
+    assert "6.1.0-test does not know BPF_MAP_TYPE_ARENA (Linux 6.9+" in str(err)
+    assert "Linux 6.9 or later" in (err.hint or "") and err.extra["map"] == "m"
+    # flags an arena does not take: the kernel's EINVAL is about them, not the type
+    odd = records.evolve(ARENA, flags=BPF_F_MMAPABLE | 1)
+    assert create_error(odd, exc, _features()) is exc
+    nomem = SyscallError("x", errno=errno.ENOMEM, command="BPF_MAP_CREATE")
+    assert create_error(ARENA, nomem, _features()) is nomem
+    assert create_error(spec(MapType.HASH, 4, 4, 1), exc, _features()) is exc
+
+
+def test_arena_globals_layout_checks() -> None:
+    """__arena globals 512 MiB or more into the arena need Linux 7.0's ld_imm64 offsets;
+    in a BPF_F_SEGV_ON_FAULT arena they cannot be initialised from user space."""
+    from bpfobj.arena import check_layout
+    from bpfobj.prepare import ArenaLayout
+    from bpfobj.uapi import BPF_F_SEGV_ON_FAULT
+
+    big = records.evolve(ARENA, max_entries=(1 << 30) // 4096)
+    high = ArenaLayout(map="m", map_index=0, offset=(1 << 30) - 4096, size=8, placement="end")
+    with pytest.raises(NotSupportedError,
+                       match=r"below 0x20000000 \(512 MiB\) only: Linux 7\.0") as info:
+        check_layout(high, big, _features())
+    assert "arena_globals='start'" in (info.value.hint or "")
+    check_layout(high, big, _features(ldimm64_full_range_off=True))
+    check_layout(records.evolve(high, offset=(1 << 29) - 8), big, _features())  # just fits
+    with pytest.raises(NotSupportedError, match="BPF_F_SEGV_ON_FAULT"):
+        check_layout(records.evolve(high, offset=0), records.evolve(
+            big, flags=BPF_F_MMAPABLE | BPF_F_SEGV_ON_FAULT), _features())

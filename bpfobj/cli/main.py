@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="prepare only this program (repeatable; default: every autoload one)")
     p.add_argument("--core", choices=("user", "kernel"), default="user",
                    help="apply CO-RE here (user, like libbpf) or leave it to the kernel")
+    p.add_argument("--arena-globals", choices=("start", "end"), default=None,
+                   help="put __arena globals at the start or the end of the arena (default: "
+                        "as libbpf 1.7: with --btf the start; for the running kernel the end "
+                        "on Linux 7.0+, asked with libbpf's feature probe when root)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_prepare)
 
@@ -67,7 +71,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         modules[name] = path
     obj = BpfObject.open(args.object)
     prepared = obj.prepare(args.btf, module_btf=modules or None, core=args.core,
-                           programs=args.program)
+                           programs=args.program, arena_globals=args.arena_globals)
     doc = prepared.to_json()
     if args.json:
         print(json.dumps(doc, indent=1))
@@ -83,6 +87,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     for p in doc["programs"]:
         progs.add_row(p["name"], p["section"], str(len(p["insns"])), str(len(p["map_refs"])))
     console.print(progs)
+    if "arena" in doc:
+        a = doc["arena"]
+        refs = sorted({r["arena_global"] for p in doc["programs"] for r in p["map_refs"]
+                       if "arena_global" in r})
+        console.print(f"__arena globals ({a['section']}, {a['size']} bytes): at offset "
+                      f"{a['offset']:#x} of arena map {a['map']!r} (its {a['placement']}); "
+                      f"used: {', '.join(refs) or '(none)'}")
     if doc["core_relos"]:
         relos = Table(title="CO-RE relocations", title_justify="left")
         for col in ("program", "insn", "kind", "local spec", "target", "old", "new", "outcome"):

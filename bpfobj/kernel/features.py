@@ -76,6 +76,8 @@ class Features:
     core_relos: bool = False  # in-kernel CO-RE: core_relos in PROG_LOAD (5.17)
     fd_array: bool = False  # fd_array in PROG_LOAD (5.14): module kfuncs
     arg_ctx_tag: bool = False  # FEAT_ARG_CTX_TAG: __arg_ctx in the kernel
+    ldimm64_full_range_off: bool = False  # FEAT_LDIMM64_FULL_RANGE_OFF: map value offsets
+    # of 512 MiB and more in ld_imm64 (Linux 7.0): libbpf 1.7 then puts __arena globals last
     # BTF
     btf: bool = False  # FEAT_BTF
     btf_func: bool = False  # FEAT_BTF_FUNC: FUNC/FUNC_PROTO, func_info/line_info
@@ -401,6 +403,27 @@ def _probe_arg_ctx_tag() -> bool:
                                  func_info=finfo, func_info_rec_size=8, func_info_cnt=2))
 
 
+def _probe_ldimm64_full_range_off() -> bool:
+    """libbpf probe_ldimm64_full_range_off() (1.7.0 features.c:509): an ld_imm64 1 GiB into
+    a 1-byte array. Kernels before 12a1fe6e12db ("bpf/verifier: Do not limit maximum
+    direct offset into arena map", Linux 7.0) refuse the offset itself ("direct value
+    offset of %u is not allowed"), later ones the access ("invalid access to map value
+    pointer"); any other answer counts as missing, as in libbpf."""
+    with bpf_fd(Cmd.MAP_CREATE, attr.map_create(MapType.ARRAY, 4, 1, 1)) as m:
+        insns = _code(Instruction(0x18, 1, PSEUDO_MAP_VALUE, 0, int(m)),
+                      Instruction(0, 0, 0, 0, 1 << 30), exit_insn())
+        log_buf = bytearray(1024)
+        try:
+            _prog(ProgType.SOCKET_FILTER, insns, log_level=1, log_buf=log_buf).close()
+        except SyscallError as exc:
+            if exc.errno == _errno.EPERM:
+                raise
+            text = bytes(log_buf).split(b"\0", 1)[0]
+            return b"direct value offset of" not in text and \
+                b"invalid access to map value pointer" in text
+        return False  # loaded: unexpected (libbpf: an error, so missing)
+
+
 def _probe_ringbuf() -> bool:
     return _ok(lambda: bpf_fd(Cmd.MAP_CREATE, attr.map_create(
         MapType.RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE"))))
@@ -438,6 +461,7 @@ _PROBES: dict[str, Callable[[], bool]] = {
     "core_relos": _probe_core_relos,
     "fd_array": _probe_fd_array,
     "arg_ctx_tag": _probe_arg_ctx_tag,
+    "ldimm64_full_range_off": _probe_ldimm64_full_range_off,
     "btf": _probe_btf,
     "btf_func": _probe_btf_func,
     "btf_global_func": _probe_btf_global_func,
