@@ -193,8 +193,7 @@ class BpfObject(Closing):
         programs: Sequence[str] | None = None,
         arena_globals: str | None = None,
     ) -> PreparedObject:
-        """Link and relocate every autoloaded program for a target kernel. No bpf(2)
-        (but see `arena_globals`).
+        """Link and relocate every autoloaded program for a target kernel. No bpf(2).
 
         `btf`: None for the running kernel (/sys/kernel/btf/vmlinux and its modules), a
         path (raw BTF, ELF with .BTF, btfhub .btf.tar.xz), a parsed `Btf`, or a `TargetBtf`.
@@ -204,13 +203,13 @@ class BpfObject(Closing):
         `programs`: prepare only these main programs (default: every autoload one).
         `arena_globals`: "start" or "end": where the __arena globals go in the arena map
         (`bpfobj.prepare.arena_layout`). By default, where libbpf 1.7 puts them: for the
-        running kernel, the end when it takes ld_imm64 offsets of any size (Linux 7.0+),
-        asked with libbpf's probe (`features.ldimm64_full_range_off`, once per boot; without
-        the privileges to ask: the start); for another target, the start, which every
-        kernel with arenas takes.
+        running kernel, the end from Linux 7.0 on (it takes ld_imm64 offsets of any size),
+        else the start (`bpfobj.prepare.arena_placement_for`: from the kernel release, as
+        prepare makes no bpf(2) call); for another target, the start, which every kernel
+        with arenas takes.
         """
         from bpfobj.btf.target import TargetBtf
-        from bpfobj.prepare import prepare
+        from bpfobj.prepare import arena_placement_for, prepare
 
         self._check_open()
         if self.phase >= Phase.MAPS_CREATED:
@@ -234,7 +233,7 @@ class BpfObject(Closing):
         if arena_globals is None:
             arena_globals = "start"
             if self._spec.arena_globals is not None and btf is None and module_btf is None:
-                arena_globals = self._arena_placement()
+                arena_globals = arena_placement_for(os.uname().release)
 
         def run() -> PreparedObject:
             with offline("prepare phase"):
@@ -244,17 +243,6 @@ class BpfObject(Closing):
         self._prepared = _guarded(run, self._spec, self._data)
         self.phase = Phase.PREPARED
         return self._prepared
-
-    def _arena_placement(self) -> str:
-        """Where libbpf 1.7 puts __arena globals on the running kernel (see prepare())."""
-        from bpfobj import log
-        from bpfobj.errors import SyscallError
-
-        try:
-            return "end" if self.features.ldimm64_full_range_off else "start"
-        except SyscallError as exc:
-            log.warning("arena_globals_placement", placement="start", reason=str(exc))
-            return "start"
 
     @property
     def prepared(self) -> PreparedObject:

@@ -65,6 +65,21 @@ ARENA_PLACEMENTS = ("start", "end")
 MAX_LDIMM64_VALUE_OFF = 1 << 29
 
 
+def arena_placement_for(release: str) -> str:
+    """libbpf 1.7's placement of __arena globals on a kernel of `release` (``uname -r``):
+    "end" from Linux 7.0, whose verifier takes ld_imm64 map value offsets of any size
+    (kernel commit 12a1fe6e12db, what libbpf's FEAT_LDIMM64_FULL_RANGE_OFF probe detects),
+    else "start". Decided from the release because prepare makes no bpf(2) call;
+    integration/test_arena_globals.py checks it against the probe on every matrix kernel,
+    and create_maps refuses globals the kernel cannot reach before creating anything."""
+    parts = release.split(".", 2)
+    try:
+        version = (int(parts[0]), int("".join(c for c in parts[1][:3] if c.isdigit()) or 0))
+    except (ValueError, IndexError):
+        return "start"
+    return "end" if version >= (7, 0) else "start"
+
+
 @records.frozen
 class ArenaLayout:
     """Where the __arena globals (.addr_space.1) are in the arena map: `offset` bytes into

@@ -16,6 +16,7 @@ import pytest
 from bpfobj import BpfObject, maptypes
 from bpfobj.arena import ArenaMap
 from bpfobj.errors import NotSupportedError, VerifierError
+from bpfobj.prepare import arena_placement_for
 
 BuildFn = Callable[..., Path]
 PAGES = 4  # obj_arena_globals.c's ARENA_PAGES
@@ -55,14 +56,15 @@ def test_placement(obj: BpfObject) -> None:
 
 def test_default_placement_follows_the_kernel(bpf_build: BuildFn) -> None:
     """libbpf 1.7: the end when the kernel takes ld_imm64 offsets past 512 MiB (its
-    FEAT_LDIMM64_FULL_RANGE_OFF probe, Linux 7.0+), else the start (as libbpf 1.4-1.6)."""
+    FEAT_LDIMM64_FULL_RANGE_OFF probe, Linux 7.0+), else the start (as libbpf 1.4-1.6).
+    prepare decides from the release (no bpf(2)): the probe must agree with it."""
     with BpfObject.open(bpf_build("obj_arena_globals.c", vmlinux=True)) as o:
         layout = o.prepare().arena
         assert layout is not None
+        release = o.features.kernel_release
         want = "end" if o.features.ldimm64_full_range_off else "start"
+        assert arena_placement_for(release) == want, release
         assert layout.placement == want
-        if o.features.kernel_release.startswith("6."):
-            assert want == "start"  # the limit goes in Linux 7.0
 
 
 def test_program_sees_the_initial_values(obj: BpfObject) -> None:

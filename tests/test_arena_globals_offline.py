@@ -273,3 +273,15 @@ def test_prepare_matches_libbpf(bpf_build: BuildFn) -> None:
     expected = pp.normalize(view, loader="libbpf")
     assert pp.diff_programs(expected, pp.normalize(ours, loader="bpfobj")) == []
     assert pp.check_map_refs(ours) == []
+
+
+@pytest.mark.parametrize(("release", "placement"), [
+    ("6.18.44-fc-v657", "start"), ("6.12.117+deb12-amd64", "start"), ("5.10.0-35-amd64", "start"),
+    ("7.0.0", "end"), ("7.3.1-arch1", "end"), ("10.1", "end"), ("7", "start"), ("garbage", "start"),
+])
+def test_running_kernel_placement_from_the_release(release: str, placement: str) -> None:
+    """libbpf 1.7 places the globals last where ld_imm64 takes any offset (Linux 7.0+);
+    prepare decides it from the release, with no bpf(2)."""
+    from bpfobj.prepare import arena_placement_for
+
+    assert arena_placement_for(release) == placement
