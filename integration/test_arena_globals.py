@@ -129,12 +129,19 @@ def test_initial_values_edited_before_load(bpf_build: BuildFn) -> None:
 def test_globals_past_512_mib(bpf_build: BuildFn, monkeypatch: pytest.MonkeyPatch,
                               count_fds: Callable[[], int]) -> None:
     """A 1 GiB arena with its globals at the end: past the 512 MiB ld_imm64 offsets a kernel
-    before 7.0 takes. create_maps refuses before creating anything (without that check the
-    verifier does, as the second half shows); at the start they load."""
+    before 7.0 takes. There create_maps refuses before creating anything (without that check
+    the verifier does, as the second half shows), and at the start they load; from 7.0 on,
+    the end is the default and loads."""
     path = bpf_build("obj_arena_globals.c", vmlinux=True, defines=("ARENA_PAGES=262144",))
     with BpfObject.open(path) as o:
-        if o.features.ldimm64_full_range_off:
-            pytest.skip("this kernel takes ld_imm64 offsets of any size (Linux 7.0+)")
+        if o.features.ldimm64_full_range_off:  # Linux 7.0+: the end loads, as by default
+            layout = o.prepare().arena
+            assert layout is not None and layout.placement == "end"
+            assert layout.offset == 262144 * o.spec.arena_globals.page_size - layout.size \
+                - (-layout.size % o.spec.arena_globals.page_size)  # type: ignore[union-attr]
+            o.load()
+            assert _run(o, "write_globals", 5)[0] == 5 and o.arena.counter == 5
+            return
         o.prepare(arena_globals="end")
         before = count_fds()
         with pytest.raises(NotSupportedError, match=r"\(512 MiB\) only: Linux 7\.0") as info:
