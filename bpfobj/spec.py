@@ -268,6 +268,13 @@ class ObjectSpec:
             ],
             "btf": {"types": len(self.btf) if self.btf is not None else 0},
             "core_relos": self.core_relo_count,
+            **({} if self.arena_globals is None else {"arena_globals": {
+                "map": self.arena_globals.map,
+                "section": ARENA_SECTION,
+                "size": self.arena_globals.size,
+                "variables": [{"name": n, "offset": off, "size": size}
+                              for n, off, size in self.arena_globals.variables],
+            }}),
         }
 
 

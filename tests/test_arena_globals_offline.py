@@ -223,6 +223,20 @@ def test_cli_prepare(bpf_build: BuildFn, capsys: pytest.CaptureFixture[str]) -> 
     assert "of arena map 'arena' (its end); used: counter" in text
 
 
+def test_cli_inspect(bpf_build: BuildFn, capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfobj.cli.main import main
+
+    path = str(bpf_build("load_arena_globals.c", vmlinux=True))
+    assert main(["inspect", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["arena_globals"] == {"map": "arena", "section": ".addr_space.1", "size": 4,
+                                    "variables": [{"name": "counter", "offset": 0, "size": 4}]}
+    assert main(["inspect", path]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "__arena globals (.addr_space.1, 4 bytes, in map arena)" in text
+    assert "counter │ 0 │ 4" in text
+
+
 def test_bad_placement(bpf_build: BuildFn) -> None:
     with _open(bpf_build, "load_arena_globals.c") as obj, \
             pytest.raises(LinkError, match="arena_globals='middle': use 'start' or 'end'"):

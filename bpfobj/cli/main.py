@@ -138,6 +138,15 @@ def _print_inspect(name: str, summary: dict[str, Any]) -> None:
         maps.add_row(m["name"], m["section"], m["type"], str(m["key_size"]),
                      str(m["value_size"]), str(m["max_entries"]), hex(m["flags"]))
     console.print(maps)
+    arena = summary.get("arena_globals")
+    if arena:
+        table = Table(title=f"__arena globals ({arena['section']}, {arena['size']} bytes, in "
+                      f"map {arena['map']})", title_justify="left")
+        for col in ("name", "offset", "size"):
+            table.add_column(col)
+        for v in arena["variables"]:
+            table.add_row(v["name"], str(v["offset"]), str(v["size"]))
+        console.print(table)
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
