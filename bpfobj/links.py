@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno as _errno
 import io
 import os
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 from bpfobj.closing import Closing
@@ -73,6 +74,37 @@ def link_info(fd: int) -> dict[str, Any]:
     return {"type": ltype, "id": int(info.id), "prog_id": int(info.prog_id)}
 
 
+class OwnedLinks:
+    """The links made from one program (or struct_ops map), held weakly: the object
+    closes those still open when it closes (no attachment outlives it unless pinned),
+    and a link dropped earlier is closed by the garbage collector as before."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self) -> None:
+        self._refs: list[weakref.ref[Link]] = []
+
+    def add(self, link: Link) -> None:
+        self._refs = [r for r in self._refs if r() is not None]
+        self._refs.append(weakref.ref(link))
+
+    def close_all(self) -> None:
+        """Close the links still alive, the newest first."""
+        refs, self._refs = self._refs, []
+        for ref in reversed(refs):
+            link = ref()
+            if link is not None:
+                link.close()
+
+
+def owner_links(owner: Program | Map) -> OwnedLinks:
+    """The `OwnedLinks` of a program or map, made on the first attach."""
+    links = owner._owned_links
+    if links is None:
+        links = owner._owned_links = OwnedLinks()
+    return links
+
+
 class Link(Closing):
     """An attachment; see the module docstring for what it owns.
 
@@ -107,6 +139,10 @@ class Link(Closing):
         self.parts: tuple[Link, ...] = tuple(parts)
         self.pin_path: str | None = None
         self._closed = False
+        owner = program if program is not None else map
+        if owner is not None:
+            owner_links(owner).add(self)
+
 
     # -- construction -------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from bpfobj.btf.reader import Btf
+    from bpfobj.links import OwnedLinks
     from bpfobj.spec import MapSpec
 
 PERCPU_TYPES = frozenset({
@@ -314,6 +315,8 @@ class Map:
     return bytes; the others encode/decode through the object's BTF (see module doc).
     """
 
+    _owned_links: OwnedLinks | None = None  # struct_ops links (bpfobj.links.owner_links)
+
     ANY = BPF_ANY
     NOEXIST = BPF_NOEXIST
     EXIST = BPF_EXIST
@@ -457,7 +460,19 @@ class Map:
     # -- decoded API ----------------------------------------------------------------------
 
     def encode_key(self, key: Any) -> bytes:
-        return self.key_codec.encode(key)
+        try:
+            return self.key_codec.encode(key)
+        except SpecError as exc:
+            raise self._codec_error(exc, "key") from None
+
+    def _codec_error(self, exc: SpecError, what: str) -> SpecError:
+        """`exc` naming this map and whether its key or value was refused."""
+        exc.message = f"map {self.name!r} {what}: {exc.message}"
+        if not self.key_size and not self.value_size:
+            exc.hint = (f"a {self.type.label} map has no keys or values to look up or "
+                        "update: see bpfobj.ringbuf / bpfobj.user_ringbuf")
+        exc.with_context(obj=self.obj, map=self.name)
+        return exc
 
     def decode_key(self, raw: bytes) -> Any:
         return self.key_codec.decode(raw)
@@ -465,7 +480,10 @@ class Map:
     def encode_value(self, value: Any) -> bytes:
         """One value; per-CPU maps take a list (one per CPU) or one value for all CPUs."""
         if not self.percpu:
-            return self.value_codec.encode(value)
+            try:
+                return self.value_codec.encode(value)
+            except SpecError as exc:
+                raise self._codec_error(exc, "value") from None
         stride = _round8(self.value_size)
         if isinstance(value, list | tuple) and not self._scalar_list(value):
             if len(value) != self._ncpus:
@@ -497,6 +515,8 @@ class Map:
         raw = self.lookup_raw(None if key is None and self.key_size == 0 else
                               self.encode_key(key))
         return default if raw is None else self.decode_value(raw)
+
+    get = lookup  # dict.get's name: ``counts.get(pid, 0)``
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
         """Set `key` to `value` (flags: Map.ANY, Map.NOEXIST, Map.EXIST)."""
@@ -825,7 +845,11 @@ class Globals:
         if isinstance(value, bytes | bytearray) and var.type_id == 0:
             data = bytes(value).ljust(var.size, b"\0")
         else:
-            data = self._codec(var).encode(value)
+            try:
+                data = self._codec(var).encode(value)
+            except SpecError as exc:
+                exc.message = f"cannot set {self._section} variable {name!r}: {exc.message}"
+                raise exc.with_context(section=self._section) from None
         backing.write(var.offset, data[: var.size])
 
     def __dir__(self) -> list[str]:

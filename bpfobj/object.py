@@ -573,6 +573,10 @@ class BpfObject(Closing):
         for link in reversed(self._links):
             link.close()
         self._links.clear()
+        owners: list[Program | Map] = [*self._programs.values(), *self._maps.values()]
+        for owner in owners:
+            if owner._owned_links is not None:  # attached: close what is still attached
+                owner._owned_links.close_all()
         for prog in self._programs.values():
             prog.close()
         for mp in self._maps.values():
@@ -584,7 +588,8 @@ class BpfObject(Closing):
             self._btf_fd = None
 
     def close(self) -> None:
-        """Close every program, map and BTF fd of the object (pins stay)."""
+        """Close every program, map and BTF fd of the object, and every link made from its
+        programs (and struct_ops maps) that is still open (pins stay)."""
         self._release()
         for fd, _func in self._attach_targets.values():
             if fd is not None:

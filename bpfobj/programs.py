@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from bpfobj.insn import Instruction
-    from bpfobj.links import Link
+    from bpfobj.links import Link, OwnedLinks
     from bpfobj.prepare import PreparedProgram
     from bpfobj.spec import ProgramSpec
     from bpfobj.uapi import AttachType
@@ -41,6 +41,8 @@ class TestRunResult:
 
 class Program:
     """A loaded program. Closed with its object; `close()` closes it alone."""
+
+    _owned_links: OwnedLinks | None = None  # the links made from it (bpfobj.links.owner_links)
 
     def __init__(
         self, prepared: PreparedProgram, fd: Fd, *, insns: list[Instruction],

@@ -200,6 +200,14 @@ def test_tracepoint(trace_obj: BpfObject, mode: str | None) -> None:
     assert stops(lambda: bss.tp_hits, nap)
 
 
+def test_tracepoint_twice_is_refused_saying_why(trace_obj: BpfObject) -> None:
+    with attach(trace_obj.programs["on_tp"]), \
+            pytest.raises(SyscallError, match=r"program 'on_tp' is already attached to "
+                          r"syscalls/sys_enter_clock_nanosleep.*once per trace event") as exc:
+        attach(trace_obj.programs["on_tp"])
+    assert exc.value.errno == errno.EEXIST
+
+
 def test_tracepoint_explicit_target(trace_obj: BpfObject) -> None:
     bss = trace_obj.bss
     with attach(trace_obj.programs["on_tp"], category="syscalls",
@@ -419,6 +427,30 @@ def test_no_fd_leak(trace_obj: BpfObject, target_bin: Path) -> None:
                     func="bpfobj_uprobe_target"):
             pass
         attach(trace_obj.programs["on_perf"]).close()
+    assert fd_count() == start
+
+
+def test_object_close_closes_the_links_of_its_programs(
+        bpf_build, bpf_arch_options) -> None:  # type: ignore[no-untyped-def]
+    """Links the user still holds (from Program.attach and from the attach_all function)
+    are closed, so detached, with their object: no fd and no attachment outlive it."""
+    from bpfobj.btf.target import TargetBtf
+
+    TargetBtf.running_kernel()  # the kernel's BTF stays mapped for the process: not counted
+    start = fd_count()
+    obj = BpfObject.open(bpf_build("attach_trace.c", vmlinux=True, **bpf_arch_options))
+    obj.rodata.target_tgid = PID
+    obj.load()
+    held = obj.programs["on_tp"].attach()
+    more = attach_all(obj, skip=("on_tp",))  # (a program attaches once per tracepoint)
+    dropped = attach(obj.programs["on_perf"])
+    del dropped  # closed by the collector, as before: nothing left for the object to close
+    bss = obj.bss
+    before = bss.tp_hits
+    nap(2)
+    assert bss.tp_hits >= before + 2
+    obj.close()
+    assert held.closed and all(link.closed for link in more)
     assert fd_count() == start
 
 

@@ -108,6 +108,21 @@ def test_rodata_set_before_load_then_frozen(bpf_build, pin_root: str) -> None:
         assert o.rodata.multiplier == 11
 
 
+def test_bad_values_name_the_variable_or_map(obj: BpfObject) -> None:
+    with pytest.raises(SpecError, match=r"cannot set \.bss variable '\w+': .*wants an int, "
+                       r"not str"):
+        setattr(obj.bss, next(n for n, v in obj.bss.to_dict().items() if isinstance(v, int)),
+                "x")
+    with pytest.raises(SpecError, match=r"map 'array_map' value: .*wants an int, not str"):
+        obj.maps["array_map"][1] = "x"
+    with pytest.raises(SpecError, match=r"map 'array_map' key: .*does not fit") as info:
+        obj.maps["array_map"][1 << 40] = 1
+    assert info.value.extra.get("map") == "array_map"
+    with pytest.raises(SpecError, match=r"map 'events' key") as info:
+        obj.maps["events"].update(0, 1)  # a ring buffer has no elements
+    assert "no keys or values" in (info.value.hint or "")
+
+
 # -- hash, array, per-CPU, LRU -----------------------------------------------------------
 
 
@@ -163,6 +178,7 @@ def test_array_map(obj: BpfObject) -> None:
     a[7] = 1 << 40
     assert a.lookup_raw(struct.pack("<I", 7)) == struct.pack("<Q", 1 << 40)
     assert a.lookup(8) is None  # past max_entries
+    assert a.get(4) == 15 and a.get(8, -1) == -1  # dict's name for lookup
     with pytest.raises(SyscallError):
         a[8] = 1
     a.clear()

@@ -10,6 +10,7 @@ then PERF_EVENT_IOC_ENABLE. The `Link` owns the perf event fd either way.
 
 from __future__ import annotations
 
+import errno as _errno
 from collections.abc import Callable, Iterable, Sequence
 
 from bpfobj.attach.common import features, unsupported, wrap_fd
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
 PerfMode: TypeAlias = 'Literal["link", "ioctl"] | None'
 
 
+def _already_attached(exc: SyscallError, program: Program, target: str) -> SyscallError:
+    """EEXIST from attaching to a tracepoint or k/uprobe event: the kernel keeps one list of
+    programs per trace event and refuses a program already in it (bpf_prog_array_copy())."""
+    exc.message = f"program {program.name!r} is already attached to {target}"
+    exc.hint = ("the kernel runs a program once per trace event: close the other link "
+                "first (or load the object a second time for a second copy)")
+    exc.with_context(program=program.name)
+    return exc
+
+
 def attach_perf_fd(
     program: Program, pfd: Fd, *, kind: str, target: str, cookie: int = 0,
     mode: PerfMode = None, undo: Iterable[Callable[[], None]] = (),
@@ -47,6 +58,8 @@ def attach_perf_fd(
                              what=f"cannot create a perf link for {target}",
                              program=program.name)
             except SyscallError as exc:
+                if exc.errno == _errno.EEXIST:
+                    raise _already_attached(exc, program, target) from None
                 raise unsupported(exc, "perf event links", config="CONFIG_PERF_EVENTS",
                                   program=program, since="5.15") from None
             link = Link(lfd, kind=kind, target=target, program=program, perf_fd=pfd,
@@ -59,8 +72,10 @@ def attach_perf_fd(
             try:
                 perf.set_bpf(pfd.fileno(), program.fd)
             except SyscallError as exc:
+                if exc.errno == _errno.EEXIST:
+                    raise _already_attached(exc, program, target) from None
                 hint = None
-                if exc.errno == 71:  # EPROTO: libbpf's hint
+                if exc.errno == _errno.EPROTO:  # libbpf's hint
                     hint = "add PERF_SAMPLE_CALLCHAIN or drop exclude_callchain_* on the event"
                 raise exc.with_context(program=program.name, hint=hint) from None
             link = Link(pfd, kind=kind, target=target, program=program, perf_attached=True,
