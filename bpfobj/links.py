@@ -75,18 +75,26 @@ def link_info(fd: int) -> dict[str, Any]:
 
 
 class OwnedLinks:
-    """The links made from one program (or struct_ops map), held weakly: the object
-    closes those still open when it closes (no attachment outlives it unless pinned),
-    and a link dropped earlier is closed by the garbage collector as before."""
+    """The links made from one program (or struct_ops map), for the object to close those
+    still open when it closes: no attachment outlives it unless pinned.
+
+    Held weakly when the attachment lives in an fd (BPF links, perf events): a link the
+    user drops detaches when collected, as before. Held strongly when detaching takes an
+    undo step (netlink XDP/tc, legacy attachments): the collector does not run those, so
+    the object must.
+    """
 
     __slots__ = ("_refs",)
 
     def __init__(self) -> None:
-        self._refs: list[weakref.ref[Link]] = []
+        self._refs: list[Callable[[], Link | None]] = []
 
     def add(self, link: Link) -> None:
         self._refs = [r for r in self._refs if r() is not None]
-        self._refs.append(weakref.ref(link))
+        if link._undo:
+            self._refs.append(lambda: link)
+        else:
+            self._refs.append(weakref.ref(link))
 
     def close_all(self) -> None:
         """Close the links still alive, the newest first."""
@@ -366,6 +374,9 @@ class Link(Closing):
         """Run `step` when the link closes, after its fds are closed (cleanup an attach
         path adds: legacy probe events, netlink state, allocated ids)."""
         self._undo.append(step)
+        owner = self.program if self.program is not None else self.map
+        if owner is not None:
+            owner_links(owner).add(self)  # now held strongly (see OwnedLinks)
 
     def disconnect(self) -> None:
         """Keep the attachment when this object is closed (libbpf bpf_link__disconnect()):

@@ -628,6 +628,25 @@ def test_xdp(net_obj: BpfObject, veth: str, mode: str, xdp_mode: str) -> None:
     assert stops(lambda: int(bss.xdp_hits), from_peer)
 
 
+@pytest.mark.parametrize("mode", ["link", "netlink"])
+def test_xdp_dropped_link_detaches_with_its_object(
+        bpf_build, veth: str, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """A link the user dropped: a BPF link detaches when collected; a netlink attachment
+    (no fd to close) when its object closes, which runs its undo step."""
+    def shown() -> str:
+        return subprocess.run(["ip", "link", "show", veth], capture_output=True,
+                              text=True).stdout
+
+    obj = BpfObject.open(bpf_build("attach_net.c", vmlinux=True))
+    for name, spec in obj.spec.programs.items():
+        spec.autoload = name == "on_xdp"  # (the others need newer kernels: see net_obj)
+    obj.load()
+    attach(obj.programs["on_xdp"], dev=veth, mode=mode, xdp_mode="skb")
+    assert ("xdp" in shown()) == (mode == "netlink")  # the BPF link went with its object
+    obj.close()
+    assert "xdp" not in shown()
+
+
 def test_xdp_link_update(net_obj: BpfObject, veth: str) -> None:
     bss = net_obj.bss
     with attach(net_obj.programs["on_xdp"], dev=veth) as link:
