@@ -264,6 +264,32 @@ def test_features_are_cached_per_boot() -> None:
     assert f.btf_features().enum64 == f.btf_enum64
 
 
+def test_syscall_wrapper_is_probed_on_demand(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    """Reading /proc/kallsyms costs ~75 ms: the feature probes a load needs leave it out,
+    and the syscall-wrapper answer is probed (and cached per boot) when first asked."""
+    from bpfobj.kernel import features, kallsyms
+
+    monkeypatch.setenv("BPFOBJ_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(features, "_ON_DEMAND_MEMORY", {})
+    reads: list[str] = []
+    real_lookup = kallsyms.lookup
+
+    def counting(names, path=kallsyms.KALLSYMS):  # type: ignore[no-untyped-def]
+        reads.append(path)
+        return real_lookup(names, path)
+
+    monkeypatch.setattr(kallsyms, "lookup", counting)
+    f = features.probe(refresh=True)
+    assert reads == []  # the batch did not read kallsyms
+    wrapper = f.syscall_wrapper
+    assert reads == [kallsyms.KALLSYMS]
+    assert wrapper == kallsyms.exists(features.host().syscall_prefix + "bpf")
+    reads.clear()
+    monkeypatch.setattr(features, "_ON_DEMAND_MEMORY", {})  # a new process, same boot
+    assert features.syscall_wrapper() == wrapper and reads == []  # from the cache file
+
+
 def test_missing_strong_ksym_fails_before_loading(bpf_build,
                                                   count_fds: Callable[[], int]) -> None:
     before = count_fds()

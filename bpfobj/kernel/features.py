@@ -6,7 +6,8 @@
 Each probe is libbpf's (tools/lib/bpf/features.c: probe_kern_*, probe_prog_bind_map,
 probe_module_btf, probe_perf_link, probe_uprobe_multi_link; bpf.c probe_memcg_account)
 with the same tiny programs, maps and BTF blobs; a few are bpfobj's own (ringbuf,
-core_relos, fd_array, tcx_link, kprobe_multi_link, sockmap_link, syscall_wrapper).
+core_relos, fd_array, tcx_link, kprobe_multi_link, sockmap_link, syscall_wrapper; the last
+is probed on first use only, see `on_demand`).
 Results live in memory and in ``<cache>/bpfobj/features-<fields>.json`` keyed by
 /proc/sys/kernel/random/boot_id, so a process that starts on the same boot probes nothing
 (``<fields>`` hashes the record's field names: bpfobj versions with other probes on the
@@ -95,7 +96,11 @@ class Features:
     kprobe_multi_link: bool = False  # BPF_TRACE_KPROBE_MULTI links (5.18, CONFIG_FPROBE)
     sockmap_link: bool = False  # sk_msg / sk_skb links on a sockmap (6.10)
     tcx_link: bool = False  # BPF_TCX_INGRESS/EGRESS links (6.6)
-    syscall_wrapper: bool = False  # FEAT_SYSCALL_WRAPPER (from kallsyms, see _probe_syscall_wrapper)
+
+    @property
+    def syscall_wrapper(self) -> bool:
+        """FEAT_SYSCALL_WRAPPER, probed on first use: see `syscall_wrapper()`."""
+        return syscall_wrapper()
 
     @property
     def func_info(self) -> bool:
@@ -448,6 +453,12 @@ def _probe_syscall_wrapper() -> bool:
     return kallsyms.exists(host().syscall_prefix + "bpf")
 
 
+# Probed only when asked: reading /proc/kallsyms costs ~75 ms (half of it the kernel's),
+# more than every other probe together, and only ksyscall attach and the
+# LINUX_HAS_SYSCALL_WRAPPER extern need the answer.
+_ON_DEMAND: dict[str, Callable[[], bool]] = {"syscall_wrapper": _probe_syscall_wrapper}
+
+
 _PROBES: dict[str, Callable[[], bool]] = {
     "prog_name": _probe_prog_name,
     "global_data": _probe_global_data,
@@ -477,7 +488,6 @@ _PROBES: dict[str, Callable[[], bool]] = {
     "kprobe_multi_link": _probe_kprobe_multi_link,
     "sockmap_link": _probe_sockmap_link,
     "tcx_link": _probe_tcx_link,
-    "syscall_wrapper": _probe_syscall_wrapper,
 }
 
 
@@ -523,12 +533,16 @@ def _store(features: Features) -> None:
     path = cache_file()
     if not path or not features.boot_id:
         return
+    _write_json(path, {"version": CACHE_VERSION, "boot_id": features.boot_id,
+                       "features": features.to_json()})
+
+
+def _write_json(path: str, doc: dict[str, Any]) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump({"version": CACHE_VERSION, "boot_id": features.boot_id,
-                       "features": features.to_json()}, f, indent=1, sort_keys=True)
+            json.dump(doc, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
     except OSError:
         pass  # a cache only saves time; a read-only disk must not fail the load
@@ -562,6 +576,48 @@ def probe(*, refresh: bool = False) -> Features:
             _store(features)
         _MEMORY = features
         return features
+
+
+_ON_DEMAND_MEMORY: dict[str, tuple[str, bool]] = {}
+
+
+def syscall_wrapper() -> bool:
+    """libbpf probe_kern_syscall_wrapper(): whether syscalls enter through
+    ``__<arch>_sys_*`` wrappers (kprobes on syscalls must then target those)."""
+    return on_demand("syscall_wrapper")
+
+
+def on_demand(name: str) -> bool:
+    """A probe run on first use rather than with the others: from memory, else the per-boot
+    cache file, else probed now (and cached)."""
+    with _LOCK:
+        boot = boot_id()
+        hit = _ON_DEMAND_MEMORY.get(name)
+        if hit is not None and hit[0] == boot:
+            return hit[1]
+        path = cache_file()
+        path = path[: -len(".json")] + "-on-demand.json" if path else None
+        doc: dict[str, Any] = {}
+        if path and boot:
+            try:
+                with open(path) as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                doc = {}
+            if not isinstance(doc, dict) or doc.get("boot_id") != boot:
+                doc = {}
+        value = doc.get("features", {}).get(name)
+        if not isinstance(value, bool):
+            try:
+                value = bool(_ON_DEMAND[name]())
+            except SyscallError:
+                value = False
+            doc = {"version": CACHE_VERSION, "boot_id": boot,
+                   "features": {**doc.get("features", {}), name: value}}
+            if path and boot:
+                _write_json(path, doc)
+        _ON_DEMAND_MEMORY[name] = (boot, value)
+        return value
 
 
 def bump_memlock_rlimit(features: Features) -> None:
