@@ -17,6 +17,7 @@ they made would be refused.
 from __future__ import annotations
 
 import os
+import sys
 
 from bpfobj import enums
 from bpfobj.closing import Closing
@@ -385,6 +386,9 @@ class BpfObject(Closing):
             raise
         self._programs.update(programs)
         self.phase = Phase.LOADED
+        reader = sys.modules.get("bpfobj.btf.reader")  # (loaded if a kernel BTF was read)
+        if reader is not None:
+            reader.flush_caches_soon()  # cache what a cold prepare learned, even if killed
         return self._programs
 
     def set_attach_target(self, program: str, target: Program | int | None = None,

@@ -290,6 +290,39 @@ def test_syscall_wrapper_is_probed_on_demand(monkeypatch: pytest.MonkeyPatch,
     assert features.syscall_wrapper() == wrapper and reads == []  # from the cache file
 
 
+def test_a_killed_tool_still_leaves_a_warm_btf_cache(bpf_build, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The kernel BTF's snapshot and index are written from a background thread shortly
+    after load, so a process stopped by SIGKILL (or a service manager's SIGTERM, which
+    runs no exit hooks either) does not leave the next start cold."""
+    import signal
+    import sys
+    import time
+
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("needs /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)")
+    obj = bpf_build("real_execsnoop.c", vmlinux=True)
+    code = ("import sys, time\n"
+            "from bpfobj import BpfObject\n"
+            f"o = BpfObject.open({str(obj)!r})\n"
+            "o.load()\n"
+            "print('loaded', flush=True)\n"
+            "time.sleep(60)\n")
+    env = dict(os.environ, BPFOBJ_CACHE_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env,
+                            cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"loaded\n"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                any((tmp_path / "btf").glob("*.idx")) and any((tmp_path / "btf").glob("*.key"))):
+            time.sleep(0.05)  # (the snapshot's key is written last)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    files = sorted(p.suffix for p in (tmp_path / "btf").iterdir())
+    assert files == [".btf", ".idx", ".key"], files
+
+
 def test_missing_strong_ksym_fails_before_loading(bpf_build,
                                                   count_fds: Callable[[], int]) -> None:
     before = count_fds()

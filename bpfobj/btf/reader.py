@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from _thread import allocate_lock, start_new_thread
 from array import array
 from bisect import bisect_left
 from collections import namedtuple
@@ -1078,6 +1079,8 @@ _SCANS_BEFORE_INDEX = 16
 # Cache writes a cold process leaves for its exit, off the path to its first result.
 _AT_EXIT: list[Callable[[], None]] = []
 _SNAPSHOTS_PENDING: set[str] = set()
+_FLUSH_LOCK = allocate_lock()  # (threading would cost a tool's start-up ~1 ms to import)
+_FLUSH_SCHEDULED = False
 
 
 def _at_exit(work: Callable[[], None]) -> None:
@@ -1113,12 +1116,37 @@ def _index_at_exit(btf: Btf, *, offsets_cached: bool) -> None:
 def flush_caches() -> None:
     """Write what cold loads left for the exit: kernel BTF snapshots and name indexes
     (run at exit; a benchmark calls it to time it). A failure only loses the cache."""
-    while _AT_EXIT:
-        work = _AT_EXIT.pop(0)
+    with _FLUSH_LOCK:  # at exit, waits for a background flush under way
+        while _AT_EXIT:
+            work = _AT_EXIT.pop(0)
+            try:
+                work()
+            except Exception:  # the cache only saves time; the lookups were answered
+                pass
+
+
+def flush_caches_soon(delay: float = 0.25) -> None:
+    """Write the pending caches from a background thread `delay` seconds from now (nothing
+    to do: no thread). The kernel layer calls it once programs are loaded: a tool stopped
+    by a signal (SIGTERM from a service manager, SIGKILL) never runs its exit hooks, and
+    without this every one of its starts would be cold. The delay keeps the writes (a few
+    ms, and the name index sort) off the path to "attached"."""
+    global _FLUSH_SCHEDULED
+    if not _AT_EXIT or _FLUSH_SCHEDULED:
+        return
+    _FLUSH_SCHEDULED = True
+
+    def run() -> None:
+        global _FLUSH_SCHEDULED
+        import time
+
+        time.sleep(delay)
         try:
-            work()
-        except Exception:  # the cache only saves time; the lookups were answered
-            pass
+            flush_caches()
+        finally:
+            _FLUSH_SCHEDULED = False
+
+    start_new_thread(run, ())
 
 
 def _void() -> BtfType:
