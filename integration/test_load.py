@@ -291,7 +291,7 @@ def test_syscall_wrapper_is_probed_on_demand(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_a_killed_tool_still_leaves_a_warm_btf_cache(bpf_build, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The kernel BTF's snapshot and index are written from a background thread shortly
+    """The kernel BTF's snapshot and index are written from a background thread a second
     after load, so a process stopped by SIGKILL (or a service manager's SIGTERM, which
     runs no exit hooks either) does not leave the next start cold."""
     import signal

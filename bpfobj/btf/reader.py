@@ -1125,12 +1125,14 @@ def flush_caches() -> None:
                 pass
 
 
-def flush_caches_soon(delay: float = 0.25) -> None:
+def flush_caches_soon(delay: float = 1.0) -> None:
     """Write the pending caches from a background thread `delay` seconds from now (nothing
     to do: no thread). The kernel layer calls it once programs are loaded: a tool stopped
     by a signal (SIGTERM from a service manager, SIGKILL) never runs its exit hooks, and
-    without this every one of its starts would be cold. The delay keeps the writes (a few
-    ms, and the name index sort) off the path to "attached"."""
+    without this every one of its starts would be cold. The delay keeps the work (the
+    name index sort and the writes: ~50 ms of CPU and ~18 MB at peak for a 126k-type
+    kernel, once per boot) out of a tool's first moments, when it attaches and meets its
+    first events; a process that ends sooner writes them at exit, as before."""
     global _FLUSH_SCHEDULED
     if not _AT_EXIT or _FLUSH_SCHEDULED:
         return
