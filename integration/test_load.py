@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import struct
@@ -288,6 +289,14 @@ def test_syscall_wrapper_is_probed_on_demand(monkeypatch: pytest.MonkeyPatch,
     reads.clear()
     monkeypatch.setattr(features, "_ON_DEMAND_MEMORY", {})  # a new process, same boot
     assert features.syscall_wrapper() == wrapper and reads == []  # from the cache file
+    this_boot = json.dumps({"boot_id": features.boot_id(), "features": 3})
+    for garbage in ("not json", '{"boot_id": "x"}', this_boot, "[]"):
+        path = features.cache_file()
+        assert path is not None
+        with open(path.removesuffix(".json") + "-on-demand.json", "w") as fh:
+            fh.write(garbage)
+        monkeypatch.setattr(features, "_ON_DEMAND_MEMORY", {})
+        assert features.syscall_wrapper() == wrapper  # probed again, and cached again
 
 
 def test_a_killed_tool_still_leaves_a_warm_btf_cache(bpf_build, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -604,16 +604,16 @@ def on_demand(name: str) -> bool:
                     doc = json.load(f)
             except (OSError, ValueError):
                 doc = {}
-            if not isinstance(doc, dict) or doc.get("boot_id") != boot:
-                doc = {}
-        value = doc.get("features", {}).get(name)
+        known = doc.get("features") if isinstance(doc, dict) and doc.get("boot_id") == boot \
+            else None
+        known = known if isinstance(known, dict) else {}  # absent, another boot's, corrupt
+        value = known.get(name)
         if not isinstance(value, bool):
             try:
                 value = bool(_ON_DEMAND[name]())
             except SyscallError:
                 value = False
-            doc = {"version": CACHE_VERSION, "boot_id": boot,
-                   "features": {**doc.get("features", {}), name: value}}
+            doc = {"version": CACHE_VERSION, "boot_id": boot, "features": {**known, name: value}}
             if path and boot:
                 _write_json(path, doc)
         _ON_DEMAND_MEMORY[name] = (boot, value)
