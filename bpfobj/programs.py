@@ -39,6 +39,13 @@ class TestRunResult:
     ctx: bytes  # ctx_out (when a context was passed)
 
 
+_ETH_HLEN = 14
+# programs whose BPF_PROG_TEST_RUN takes an Ethernet frame as data (net/bpf/test_run.c)
+_PACKET_TYPES = frozenset({ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT,
+                           ProgType.CGROUP_SKB, ProgType.LWT_IN, ProgType.LWT_OUT,
+                           ProgType.LWT_XMIT, ProgType.LWT_SEG6LOCAL})
+
+
 class Program:
     """A loaded program. Closed with its object; `close()` closes it alone."""
 
@@ -126,6 +133,12 @@ class Program:
                 exc.message = f"test run of program {self.name!r} failed"
                 if exc.errno in (_ENOTSUPP, _errno.EOPNOTSUPP):
                     exc.hint = f"{self.type.label} programs cannot be test-run"
+                elif exc.errno == _errno.EINVAL and self.type in _PACKET_TYPES and (
+                        len(data or b"") < _ETH_HLEN):
+                    # bpf_test_init() / bpf_prog_test_run_xdp(): at least an Ethernet header
+                    exc.hint = (f"a {self.type.label} test run takes a packet of at least "
+                                f"{_ETH_HLEN} bytes (an Ethernet header) as data; got "
+                                f"{len(data or b'')}")
                 raise exc.with_context(obj=self.obj, program=self.name) from None
             got_data = bytes(data_out[: a.data_size_out]) if data_out is not None else b""
             got_ctx = bytes(ctx_out[: a.ctx_size_out]) if ctx_out is not None else b""

@@ -108,6 +108,13 @@ def test_rodata_set_before_load_then_frozen(bpf_build, pin_root: str) -> None:
         assert o.rodata.multiplier == 11
 
 
+def test_test_run_of_a_short_packet_says_what_it_needs(obj: BpfObject) -> None:
+    with pytest.raises(SyscallError, match="test run of program 'update_maps' failed") as info:
+        obj.programs["update_maps"].test_run(b"x")
+    assert info.value.errno == errno.EINVAL
+    assert "at least 14 bytes (an Ethernet header)" in (info.value.hint or "")
+
+
 def test_bad_values_name_the_variable_or_map(obj: BpfObject) -> None:
     with pytest.raises(SpecError, match=r"cannot set \.bss variable '\w+': .*wants an int, "
                        r"not str"):
