@@ -109,10 +109,15 @@ def test_rodata_set_before_load_then_frozen(bpf_build, pin_root: str) -> None:
 
 
 def test_test_run_of_a_short_packet_says_what_it_needs(obj: BpfObject) -> None:
-    with pytest.raises(SyscallError, match="test run of program 'update_maps' failed") as info:
+    try:
         obj.programs["update_maps"].test_run(b"x")
-    assert info.value.errno == errno.EINVAL
-    assert "at least 14 bytes (an Ethernet header)" in (info.value.hint or "")
+    except SyscallError as exc:
+        assert exc.message == "test run of program 'update_maps' failed"
+        assert exc.errno == errno.EINVAL
+        assert "at least 14 bytes (an Ethernet header)" in (exc.hint or "")
+    else:  # (seen on 5.10)
+        pytest.skip(f"this kernel ({os.uname().release}) test-runs XDP programs on packets "
+                    "shorter than an Ethernet header; newer ones refuse them (EINVAL)")
 
 
 def test_bad_values_name_the_variable_or_map(obj: BpfObject) -> None:
