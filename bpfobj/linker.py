@@ -33,7 +33,16 @@ from bpfobj.elf.reader import (
 )
 from bpfobj.errors import LinkError
 from bpfobj.insn import Instruction
-from bpfobj.spec import ElfReloc, Extern, ExternKind, MapKind, MapSpec, ObjectSpec, ProgramSpec
+from bpfobj.spec import (
+    ARENA_SECTION,
+    ElfReloc,
+    Extern,
+    ExternKind,
+    MapKind,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+)
 from bpfobj.uapi import (
     PSEUDO_BTF_ID,
     PSEUDO_CALL,
@@ -243,7 +252,7 @@ class Linker:
                 return Reloc(
                     RelocType.DATA, r.insn, r.symbol, map_index=idx, sym_off=r.symbol_value
                 )
-        if r.symbol_section == ".addr_space.1":  # (libbpf takes only a PROGBITS one too)
+        if r.symbol_section == ARENA_SECTION:  # (libbpf takes only a PROGBITS one too)
             raise self._error(
                 prog, r.insn,
                 f"{r.symbol!r} is an arena global (an __arena variable) but section "

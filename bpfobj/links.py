@@ -90,7 +90,8 @@ class OwnedLinks:
         self._refs: list[Callable[[], Link | None]] = []
 
     def add(self, link: Link) -> None:
-        self._refs = [r for r in self._refs if r() is not None]
+        """Hold `link` (again, when it gained an undo step: then strongly)."""
+        self._refs = [r for r in self._refs if (held := r()) is not None and held is not link]
         if link._undo:
             self._refs.append(lambda: link)
         else:
@@ -147,10 +148,7 @@ class Link(Closing):
         self.parts: tuple[Link, ...] = tuple(parts)
         self.pin_path: str | None = None
         self._closed = False
-        owner = program if program is not None else map
-        if owner is not None:
-            owner_links(owner).add(self)
-
+        self._hold()
 
     # -- construction -------------------------------------------------------------------
 
@@ -374,9 +372,14 @@ class Link(Closing):
         """Run `step` when the link closes, after its fds are closed (cleanup an attach
         path adds: legacy probe events, netlink state, allocated ids)."""
         self._undo.append(step)
+        self._hold()  # now strongly (see OwnedLinks)
+
+    def _hold(self) -> None:
+        """Register with the program (or struct_ops map) it was made from, whose object
+        closes it (`OwnedLinks`)."""
         owner = self.program if self.program is not None else self.map
         if owner is not None:
-            owner_links(owner).add(self)  # now held strongly (see OwnedLinks)
+            owner_links(owner).add(self)
 
     def disconnect(self) -> None:
         """Keep the attachment when this object is closed (libbpf bpf_link__disconnect()):

@@ -73,8 +73,6 @@ def _guarded(work: Callable[[], T], spec: ObjectSpec, data: bytes) -> T:
         ) from exc
 
 
-
-
 class _Named(dict[str, "V"]):  # generic for the type checker only
     """name -> loaded object; a missing name says which exist."""
 
@@ -466,15 +464,16 @@ class BpfObject(Closing):
     def section(self, name: str) -> Globals:
         """The variables of data section `name` (``.data.custom``, ``.rodata.cfg``, ...)."""
         from bpfobj.maps import Globals
+        from bpfobj.spec import ARENA_SECTION
 
         self._check_open()
         view = self._globals.get(name)
         arena = self._spec.arena_globals
         if view is None:
             m = self._spec.maps.get(name)
-            if (m is None or not m.is_internal) and not (arena and name == ".addr_space.1"):
+            if (m is None or not m.is_internal) and not (arena and name == ARENA_SECTION):
                 sections = [k for k, v in self._spec.maps.items() if v.is_internal]
-                sections += [".addr_space.1"] if arena else []
+                sections += [ARENA_SECTION] if arena else []
                 raise SpecError(f"the object has no data section {name!r}", obj=self.name,
                                 hint=f"data sections are: {', '.join(sections) or '(none)'}")
             view = Globals(name, self._section_vars(name), self._spec.btf,
@@ -543,6 +542,7 @@ class BpfObject(Closing):
     def _arena_backing(self) -> Backing:
         """The __arena globals: in the arena once it exists, else their initial image."""
         from bpfobj.maps import BufferBacking
+        from bpfobj.spec import ARENA_SECTION
 
         arena = self._spec.arena_globals
         assert arena is not None
@@ -553,9 +553,9 @@ class BpfObject(Closing):
             assert isinstance(mp, ArenaMap) and self._prepared is not None
             assert self._prepared.arena is not None
             return GlobalsBacking(mp, self._prepared.arena)
-        buf = self._initial.get(".addr_space.1")
+        buf = self._initial.get(ARENA_SECTION)
         if buf is None:
-            buf = self._initial[".addr_space.1"] = bytearray(arena.data)
+            buf = self._initial[ARENA_SECTION] = bytearray(arena.data)
         return BufferBacking(buf)
 
     # -- attach --------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arena-globals", choices=("start", "end"), default=None,
                    help="put __arena globals at the start or the end of the arena (default: "
                         "as libbpf 1.7: with --btf the start; for the running kernel the end "
-                        "on Linux 7.0+, asked with libbpf's feature probe when root)")
+                        "on Linux 7.0+, from its release)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_prepare)
 
