@@ -115,8 +115,8 @@ def _direct(cls: str, base: Any, classdict: dict[str, Any]) -> Any:
     return table
 
 
-def _is_descriptor(value: object) -> bool:
-    return any(hasattr(value, a) for a in ("__get__", "__set__", "__delete__"))
+# The standard path's own test (3.11-3.13 enum.py; `_direct` runs on 3.11 only).
+_is_descriptor: Any = getattr(enum, "_is_descriptor", None)
 
 
 _DESCRIPTORS: dict[type, frozenset[str]] = {}

@@ -18,12 +18,11 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from typing import Any, NoReturn, TypeVar
 
-    _T = TypeVar("_T")
-
     from bpfobj.elf.secdefs import AttachKind, SecDef
     from bpfobj.kernel.features import Features
     from bpfobj.programs import Program
 
+    _T = TypeVar("_T")
 
 ENOTSUPP = 524  # the kernel's internal "not supported" (linux/errno.h)
 #: errnos meaning "this kernel cannot do that" rather than "that is wrong"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import MutableSequence, Sequence
 
+from bpfobj.arch import ByteOrder
 from bpfobj.core.candidates import CoreCache, TargetBtf
 from bpfobj.core.record import CoreRecord, apply
-from bpfobj.core.relo import ByteOrder, CoreDecision, resolve
+from bpfobj.core.relo import CoreDecision, resolve
 from bpfobj.uapi import CoreReloKind
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bpfobj import records
+from bpfobj.arch import ByteOrder
 from bpfobj.core.btfview import (
     BTF_INT_SIGNED,
     ResolveError,
@@ -74,7 +75,6 @@ else:
     Protocol = object  # protocols only matter to the type checker
 
 Outcome: TypeAlias = 'Literal["patched", "poisoned", "error"]'
-ByteOrder: TypeAlias = 'Literal["little", "big"]'
 
 _U64 = (1 << 64) - 1
 
